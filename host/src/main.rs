@@ -165,12 +165,43 @@ async fn up(args: UpArgs) -> Result<()> {
         Some(_) => None,
         None => Some(private_database(&manifest)?),
     };
-    let databases = Databases::open(&settings.databases, private.as_ref().map(|(_, url)| url)).await?;
-    let runtime = load_components(&settings, &manifest, databases.clone())?;
+    let served = serve_app(&settings, &manifest, router, private.as_ref().map(|(_, url)| url), started).await;
+    // The private PostgreSQL is stopped whether serving ended well or not.
+    if let Some((mut cluster, _)) = private
+        && let Err(e) = cluster.stop()
+    {
+        tracing::warn!("cannot stop the private PostgreSQL: {e}");
+    }
+    served?;
+    eprintln!("tarn stopped");
+    Ok(())
+}
+
+/// Opens the pools, loads the components and serves until a signal.
+async fn serve_app(
+    settings: &Settings,
+    manifest: &Manifest,
+    router: Router,
+    private_url: Option<&DatabaseUrl>,
+    started: Instant,
+) -> Result<()> {
+    let databases = Databases::open(&settings.databases, private_url).await?;
+    let runtime = load_components(settings, manifest, databases.clone())?;
     let metrics = Arc::new(RequestMetrics::default());
     let app_listener = bind(settings.http.listen, "application").await?;
     let admin_listener = bind(settings.http.admin_listen, "admin").await?;
-    let app = Arc::new(App::new(runtime, router, metrics.clone(), settings.http.clone()));
+    let body_limits = manifest
+        .components
+        .iter()
+        .filter_map(|(id, spec)| Some((id.clone(), (spec.limits.max_body_kb? as usize) << 10)))
+        .collect();
+    let app = Arc::new(App::new(
+        runtime,
+        router,
+        metrics.clone(),
+        settings.http.clone(),
+        body_limits,
+    ));
     eprintln!(
         "tarn is serving http://{} (admin http://{}), ready in {} ms",
         app_listener.local_addr()?,
@@ -218,12 +249,6 @@ async fn up(args: UpArgs) -> Result<()> {
     let _ = stop_tx.send(true);
     let _ = admin.await;
     databases.close(settings.http.shutdown_grace).await;
-    if let Some((mut cluster, _)) = private
-        && let Err(e) = cluster.stop()
-    {
-        tracing::warn!("cannot stop the private PostgreSQL: {e}");
-    }
-    eprintln!("tarn stopped");
     Ok(())
 }
 

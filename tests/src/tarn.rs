@@ -69,14 +69,13 @@ impl Tarn {
         std::fs::write(&manifest, options.manifest.replace("{dir}", &dir.path().display().to_string()))
             .expect("write manifest");
         let config = dir.path().join("runtime-config.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "[runtime]\ncache_dir = \"{}\"\n{}",
-                shared_cache().display(),
-                options.runtime_config
-            ),
-        )
+        let cache = format!("[runtime]\ncache_dir = \"{}\"\n", shared_cache().display());
+        let config_text = if options.runtime_config.contains("[runtime]\n") {
+            options.runtime_config.replacen("[runtime]\n", &cache, 1)
+        } else {
+            format!("{cache}{}", options.runtime_config)
+        };
+        std::fs::write(&config, config_text)
         .expect("write runtime config");
         let port = free_port();
         let admin_port = free_port();
@@ -143,6 +142,18 @@ impl Tarn {
     /// Everything tarn wrote to stderr so far.
     pub fn log(&self) -> String {
         self.log.lock().unwrap().clone()
+    }
+
+    /// Waits up to `timeout` for `needle` to appear in the log.
+    pub fn wait_for_log(&self, needle: &str, timeout: Duration) -> bool {
+        let started = Instant::now();
+        while started.elapsed() < timeout {
+            if self.log.lock().unwrap().contains(needle) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
     }
 
     /// Sends SIGTERM and waits up to `timeout` for exit; returns the exit success.

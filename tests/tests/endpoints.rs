@@ -110,7 +110,7 @@ async fn query_endpoint() {
     let r = post_json(tarn.port, "/query", &json!({"sql": "select $1::int, $2::int", "params": [1]})).await;
     assert_eq!(r.status, 400, "{}", r.text());
     let r = post_json(tarn.port, "/query", &json!({"sql": "begin"})).await;
-    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(r.status, 403, "{}", r.text());
 
     let observer = connect(MACHINE_URL).await;
     assert_eq!(idle_in_transaction(&observer, &app).await, 0);

@@ -229,7 +229,10 @@ pub fn columns(cols: &[tokio_postgres::Column]) -> Vec<Column> {
 
 /// Checks that every column can be decoded, naming the first that cannot.
 pub fn check_columns(cols: &[Column]) -> Result<(), String> {
-    match cols.iter().find(|c| c.data_type == DataType::Other) {
+    match cols
+        .iter()
+        .find(|c| c.data_type == DataType::Other && c.type_name != "void")
+    {
         Some(c) => Err(format!(
             "column `{}` has type `{}`, which tarn cannot return; cast it in SQL, e.g. `{}::text`",
             c.name, c.type_name, c.name
@@ -295,6 +298,8 @@ fn decode(row: &Row, i: usize, col: &Column) -> Result<Value, BoxError> {
             .map(|r| numeric_to_string(r.0))
             .transpose()?
             .map(Value::Numeric),
+        // `void` (e.g. `select pg_sleep(1)`) has no value.
+        DataType::Other if col.type_name == "void" => None,
         DataType::Other => return Err("unsupported type".into()),
     };
     Ok(value.unwrap_or(Value::Null))

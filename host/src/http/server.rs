@@ -2,6 +2,7 @@
 //! manifest, with body-size, concurrency and header-time limits, and a
 //! graceful shutdown.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -38,14 +39,23 @@ pub struct App {
     pub metrics: Arc<RequestMetrics>,
     /// Limits.
     pub settings: HttpSettings,
+    /// Per-component body limits that override `settings.max_body_bytes`.
+    body_limits: HashMap<String, usize>,
     in_flight: Semaphore,
     next_id: AtomicU64,
     id_prefix: u32,
 }
 
 impl App {
-    /// Wraps a runtime and router for serving.
-    pub fn new(runtime: Runtime, router: Router, metrics: Arc<RequestMetrics>, settings: HttpSettings) -> App {
+    /// Wraps a runtime and router for serving; `body_limits` maps component
+    /// ids to their own request body limits.
+    pub fn new(
+        runtime: Runtime,
+        router: Router,
+        metrics: Arc<RequestMetrics>,
+        settings: HttpSettings,
+        body_limits: HashMap<String, usize>,
+    ) -> App {
         let id_prefix = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.subsec_nanos() ^ (d.as_secs() as u32));
@@ -55,6 +65,7 @@ impl App {
             router,
             metrics,
             settings,
+            body_limits,
             next_id: AtomicU64::new(1),
             id_prefix,
         }
@@ -88,7 +99,12 @@ impl App {
             );
             return (response, Some(route));
         };
-        let request = match guest_request(req, self.settings.max_body_bytes).await {
+        let max_body = self
+            .body_limits
+            .get(&component)
+            .copied()
+            .unwrap_or(self.settings.max_body_bytes);
+        let request = match guest_request(req, max_body).await {
             Ok(r) => r,
             Err((status, message)) => return (reply::error(status, &message, request_id), Some(route)),
         };
