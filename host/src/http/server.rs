@@ -104,7 +104,7 @@ impl App {
             .get(&component)
             .copied()
             .unwrap_or(self.settings.max_body_bytes);
-        let request = match guest_request(req, max_body).await {
+        let request = match guest_request(req, max_body, request_id).await {
             Ok(r) => r,
             Err((status, message)) => return (reply::error(status, &message, request_id), Some(route)),
         };
@@ -137,8 +137,14 @@ fn invoke_error(e: &InvokeError, component: &str, request_id: &str) -> Response<
     reply::error(status, message, request_id)
 }
 
-/// Reads a request into the guest's form, enforcing the body limit.
-async fn guest_request(req: Request<Incoming>, max_body: usize) -> Result<handler::Request, (StatusCode, String)> {
+/// Reads a request into the guest's form, enforcing the body limit. The
+/// guest sees the request id as the `x-request-id` header (replacing any the
+/// client sent), so it can put it in its own error bodies.
+async fn guest_request(
+    req: Request<Incoming>,
+    max_body: usize,
+    request_id: &str,
+) -> Result<handler::Request, (StatusCode, String)> {
     let too_large = || {
         (
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -156,6 +162,9 @@ async fn guest_request(req: Request<Incoming>, max_body: usize) -> Result<handle
     let (parts, body) = req.into_parts();
     let mut headers = Vec::with_capacity(parts.headers.len());
     for (name, value) in &parts.headers {
+        if name == reply::REQUEST_ID {
+            continue;
+        }
         let value = value.to_str().map_err(|_| {
             (
                 StatusCode::BAD_REQUEST,
@@ -164,6 +173,7 @@ async fn guest_request(req: Request<Incoming>, max_body: usize) -> Result<handle
         })?;
         headers.push((name.as_str().to_string(), value.to_string()));
     }
+    headers.push((reply::REQUEST_ID.to_string(), request_id.to_string()));
     let body: Bytes = match Limited::new(body, max_body).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => return Err(too_large()),
