@@ -1,9 +1,14 @@
 //! Black-box harness: builds and starts the real `tarn` binary with real
 //! guest components against a real PostgreSQL, and talks to it over HTTP.
 
+pub mod faults;
 pub mod hostile;
 pub mod http;
+pub mod invariants;
+pub mod load;
 pub mod postgres;
+pub mod sample;
+pub mod proxy;
 pub mod tarn;
 
 use std::path::{Path, PathBuf};
@@ -95,4 +100,10 @@ pub fn unique_name(label: &str) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
     static N: AtomicU32 = AtomicU32::new(0);
     format!("tarn-{label}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+}
+
+/// Prints one scenario's measured figures on a line of their own
+/// (`FIGURES <scenario>: ...`), for RELIABILITY.md; visible with `--nocapture`.
+pub fn figures(scenario: &str, line: &str) {
+    println!("FIGURES {scenario}: {line}");
 }
