@@ -94,6 +94,7 @@ async fn query_endpoint() {
     let r = post_json(tarn.port, "/query", &json!({"sql": "select * from no_such_table"})).await;
     assert_eq!(r.status, 400, "{}", r.text());
     assert_eq!(r.json()["code"], "42P01");
+    assert_eq!(r.json()["request_id"].as_str(), r.header("x-request-id"), "error bodies carry the request id");
 
     // The endpoint cannot write.
     let r = post_json(tarn.port, "/query", &json!({"sql": "create table query_endpoint_t (a int)"})).await;

@@ -99,7 +99,7 @@ impl Route<'_> {
 /// Handles one request.
 pub fn handle<B: Backend>(backend: &B, settings: &Settings, req: &Request) -> Response {
     let Some(route) = Route::parse(&req.path) else {
-        return error(404, "not found");
+        return with_request_id(error(404, "not found"), req);
     };
     let method = req.method.to_ascii_uppercase();
     let outcome = match (&route, method.as_str()) {
@@ -115,10 +115,30 @@ pub fn handle<B: Backend>(backend: &B, settings: &Settings, req: &Request) -> Re
         _ => {
             let mut resp = error(405, "method not allowed");
             resp.headers.push(("allow".into(), route.allow().into()));
-            return resp;
+            Ok(resp)
         }
     };
-    outcome.unwrap_or_else(|e| e)
+    with_request_id(outcome.unwrap_or_else(|e| e), req)
+}
+
+/// Error bodies carry the host's request id (the `x-request-id` request
+/// header), so a client's report can be matched with the host's log.
+fn with_request_id(mut resp: Response, req: &Request) -> Response {
+    if resp.status < 400 {
+        return resp;
+    }
+    let id = req
+        .headers
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case("x-request-id"))
+        .map(|(_, value)| value.clone());
+    if let (Some(id), Ok(Json::Object(mut body))) = (id, serde_json::from_slice(&resp.body)) {
+        body.insert("request_id".into(), Json::String(id));
+        if let Ok(bytes) = serde_json::to_vec(&Json::Object(body)) {
+            resp.body = bytes;
+        }
+    }
+    resp
 }
 
 // ---------------------------------------------------------------------------
