@@ -6,7 +6,7 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{admin, app, backends, config, eventually, pg, pid, wait_backends};
+use common::{admin, app, backends, config, eventually, pg, pid, pool, wait_backends};
 use futures::future::join_all;
 use tarn_pool::{Dirt, Pool, PoolConfig, PoolError, PoolStats};
 
@@ -31,9 +31,7 @@ fn handles_and_futures_are_send() {
 #[tokio::test]
 async fn eager_init_opens_exactly_pool_size() {
     let (admin, app) = (admin().await, app("eager"));
-    let pool = Pool::connect("eager", pg(&app), config(3, 2))
-        .await
-        .expect("pool");
+    let pool = pool("eager", &app, config(3, 2)).await;
     assert_eq!(
         pool.stats(),
         PoolStats {
@@ -56,16 +54,15 @@ async fn eager_init_opens_exactly_pool_size() {
 #[tokio::test]
 async fn lazy_init_opens_nothing_until_first_use() {
     let (admin, app) = (admin().await, app("lazy"));
-    let pool = Pool::connect(
+    let pool = pool(
         "lazy",
-        pg(&app),
+        &app,
         PoolConfig {
             lazy_init: true,
             ..config(2, 2)
         },
     )
-    .await
-    .expect("pool");
+    .await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(pool.stats().total, 0);
     assert_eq!(backends(&admin, &app).await, 0);
@@ -86,16 +83,15 @@ async fn lazy_init_opens_nothing_until_first_use() {
 #[tokio::test]
 async fn overflow_grows_to_the_cap_then_times_out_then_shrinks_back() {
     let (admin, app) = (admin().await, app("overflow"));
-    let pool = Pool::connect(
+    let pool = pool(
         "overflow",
-        pg(&app),
+        &app,
         PoolConfig {
             pool_timeout: Duration::from_millis(300),
             ..config(2, 3)
         },
     )
-    .await
-    .expect("pool");
+    .await;
 
     let held: Vec<_> = join_all((0..5).map(|_| pool.get())).await;
     let held: Vec<_> = held
@@ -162,17 +158,16 @@ async fn overflow_grows_to_the_cap_then_times_out_then_shrinks_back() {
 #[tokio::test]
 async fn waiters_are_served_fifo_and_the_queue_is_bounded() {
     let app = app("fifo");
-    let pool = Pool::connect(
+    let pool = pool(
         "fifo",
-        pg(&app),
+        &app,
         PoolConfig {
             max_waiting: Some(3),
             pool_timeout: Duration::from_secs(5),
             ..config(1, 0)
         },
     )
-    .await
-    .expect("pool");
+    .await;
     let held = pool.get().await.expect("checkout");
 
     let order = Arc::new(std::sync::Mutex::new(Vec::new()));
@@ -222,17 +217,16 @@ async fn waiters_are_served_fifo_and_the_queue_is_bounded() {
 #[tokio::test]
 async fn recycle_replaces_connections_past_their_age() {
     let (admin, app) = (admin().await, app("recycle"));
-    let pool = Pool::connect(
+    let pool = pool(
         "recycle",
-        pg(&app),
+        &app,
         PoolConfig {
             pool_recycle: Some(Duration::from_millis(400)),
             pool_pre_ping: false,
             ..config(1, 1)
         },
     )
-    .await
-    .expect("pool");
+    .await;
     let first = pid(&pool.get().await.expect("checkout")).await;
     let again = pid(&pool.get().await.expect("checkout")).await;
     assert_eq!(first, again, "young connections are reused");
@@ -249,16 +243,15 @@ async fn recycle_replaces_connections_past_their_age() {
 #[tokio::test]
 async fn killed_backends_are_hidden_from_callers() {
     let (admin, app) = (admin().await, app("killed"));
-    let pool = Pool::connect(
+    let pool = pool(
         "killed",
-        pg(&app),
+        &app,
         PoolConfig {
             pre_ping_after: Duration::ZERO,
             ..config(2, 1)
         },
     )
-    .await
-    .expect("pool");
+    .await;
     let killed: Vec<bool> = admin
         .query(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
@@ -293,9 +286,7 @@ async fn killed_backends_are_hidden_from_callers() {
 #[tokio::test]
 async fn a_dirty_transaction_is_rolled_back_before_reuse() {
     let (admin, app) = (admin().await, app("rollback"));
-    let pool = Pool::connect("rollback", pg(&app), config(1, 0))
-        .await
-        .expect("pool");
+    let pool = pool("rollback", &app, config(1, 0)).await;
     let mut conn = pool.get().await.expect("checkout");
     let backend = pid(&conn).await;
     conn.batch_execute("BEGIN; CREATE TEMP TABLE t (x int); INSERT INTO t VALUES (1)")
@@ -344,9 +335,7 @@ async fn a_dirty_transaction_is_rolled_back_before_reuse() {
 #[tokio::test]
 async fn session_state_is_discarded_only_when_marked() {
     let app = app("session");
-    let pool = Pool::connect("session", pg(&app), config(1, 0))
-        .await
-        .expect("pool");
+    let pool = pool("session", &app, config(1, 0)).await;
     let work_mem = |conn: tarn_pool::PooledConnection| async move {
         let row = conn.query_one("SHOW work_mem", &[]).await.expect("show");
         row.get::<_, String>(0)
@@ -388,9 +377,7 @@ async fn session_state_is_discarded_only_when_marked() {
 #[tokio::test]
 async fn an_in_flight_statement_is_cancelled_before_reuse() {
     let app = app("inflight");
-    let pool = Pool::connect("inflight", pg(&app), config(1, 0))
-        .await
-        .expect("pool");
+    let pool = pool("inflight", &app, config(1, 0)).await;
     let mut conn = pool.get().await.expect("checkout");
     let backend = pid(&conn).await;
     let abandoned = tokio::time::timeout(
@@ -427,9 +414,7 @@ async fn an_in_flight_statement_is_cancelled_before_reuse() {
 #[tokio::test]
 async fn a_failed_reset_closes_the_connection() {
     let (admin, app) = (admin().await, app("resetfail"));
-    let pool = Pool::connect("resetfail", pg(&app), config(1, 0))
-        .await
-        .expect("pool");
+    let pool = pool("resetfail", &app, config(1, 0)).await;
     let mut conn = pool.get().await.expect("checkout");
     let backend = pid(&conn).await;
     // DISCARD ALL cannot run inside a transaction block: with only SESSION marked, it fails.
@@ -447,9 +432,7 @@ async fn a_failed_reset_closes_the_connection() {
 #[tokio::test]
 async fn a_disconnect_error_breaks_the_connection_and_invalidates_the_rest() {
     let (admin, app) = (admin().await, app("observe"));
-    let pool = Pool::connect("observe", pg(&app), config(2, 1))
-        .await
-        .expect("pool");
+    let pool = pool("observe", &app, config(2, 1)).await;
     let mut conn = pool.get().await.expect("checkout");
     let other = pid(&pool.get().await.expect("checkout")).await;
     let backend = pid(&conn).await;
@@ -488,9 +471,7 @@ async fn a_disconnect_error_breaks_the_connection_and_invalidates_the_rest() {
 #[tokio::test]
 async fn health_check_and_reconnect() {
     let (admin, app) = (admin().await, app("reconnect"));
-    let pool = Pool::connect("reconnect", pg(&app), config(2, 1))
-        .await
-        .expect("pool");
+    let pool = pool("reconnect", &app, config(2, 1)).await;
     pool.health_check().await.expect("healthy");
     let held = pool.get().await.expect("checkout");
     let held_pid = pid(&held).await;
@@ -536,9 +517,7 @@ async fn health_check_and_reconnect() {
 #[tokio::test]
 async fn close_waits_for_connections_in_use_then_closes_everything() {
     let (admin, app) = (admin().await, app("close"));
-    let pool = Pool::connect("close", pg(&app), config(2, 2))
-        .await
-        .expect("pool");
+    let pool = pool("close", &app, config(2, 2)).await;
     let held = pool.get().await.expect("checkout");
     let closer = {
         let pool = pool.clone();
@@ -567,9 +546,7 @@ async fn close_waits_for_connections_in_use_then_closes_everything() {
 #[tokio::test]
 async fn close_cuts_connections_still_in_use_after_the_grace_period() {
     let (admin, app) = (admin().await, app("cut"));
-    let pool = Pool::connect("cut", pg(&app), config(1, 0))
-        .await
-        .expect("pool");
+    let pool = pool("cut", &app, config(1, 0)).await;
     let held = pool.get().await.expect("checkout");
     let started = Instant::now();
     pool.close(Duration::from_millis(200)).await;
@@ -666,16 +643,15 @@ async fn invalid_config_is_rejected() {
 #[tokio::test]
 async fn overflow_idle_timeout_keeps_surplus_for_a_while() {
     let (admin, app) = (admin().await, app("reap"));
-    let pool = Pool::connect(
+    let pool = pool(
         "reap",
-        pg(&app),
+        &app,
         PoolConfig {
             overflow_idle_timeout: Duration::from_millis(300),
             ..config(1, 2)
         },
     )
-    .await
-    .expect("pool");
+    .await;
     let held: Vec<_> = join_all((0..3).map(|_| pool.get())).await;
     drop(held);
     assert_eq!(pool.stats().total, 3, "kept idle for now");
@@ -693,16 +669,15 @@ async fn overflow_idle_timeout_keeps_surplus_for_a_while() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stats_stay_exact_under_concurrency() {
     let (admin, app) = (admin().await, app("stats"));
-    let pool = Pool::connect(
+    let pool = pool(
         "stats",
-        pg(&app),
+        &app,
         PoolConfig {
             pool_timeout: Duration::from_secs(10),
             ..config(2, 3)
         },
     )
-    .await
-    .expect("pool");
+    .await;
     let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let watcher = {
         let (pool, done) = (pool.clone(), Arc::clone(&done));

@@ -6,7 +6,7 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use tarn_pool::PoolConfig;
+use tarn_pool::{Pool, PoolConfig};
 use tokio_postgres::{Client, NoTls};
 
 /// The machine's server (trust auth); `TARN_TEST_PG` overrides it (without application_name).
@@ -40,6 +40,11 @@ pub fn config(pool_size: usize, max_overflow: usize) -> PoolConfig {
         reset_timeout: Duration::from_secs(3),
         ..PoolConfig::default()
     }
+}
+
+/// A pool called `name` whose connections are tagged `app`.
+pub async fn pool(name: &str, app: &str, config: PoolConfig) -> Pool {
+    Pool::connect(name, pg(app), config).await.expect("pool")
 }
 
 /// A plain (unpooled) client for inspecting the server.
