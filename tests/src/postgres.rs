@@ -50,3 +50,17 @@ pub async fn active(client: &Client, application_name: &str) -> i64 {
         .expect("count active")
         .get(0)
 }
+
+/// Backend process ids of the connections with this `application_name`.
+pub async fn pids(client: &Client, application_name: &str) -> Vec<i32> {
+    client
+        .query(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = $1 ORDER BY pid",
+            &[&application_name],
+        )
+        .await
+        .expect("list backends")
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}

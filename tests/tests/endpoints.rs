@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use tarn_tests::http::{get, post_json, send_with};
-use tarn_tests::postgres::{MACHINE_URL, connect, connections, idle_in_transaction};
+use tarn_tests::postgres::{MACHINE_URL, connect, connections, idle_in_transaction, pids};
 use tarn_tests::tarn::{Options, Tarn, manifest};
 use tarn_tests::{rust_guest, unique_name};
 
@@ -221,4 +221,25 @@ async fn graceful_shutdown_finishes_in_flight_requests() {
     assert_eq!(ok, Some(true), "tarn did not exit cleanly:\n{}", tarn.log());
     let observer = connect(MACHINE_URL).await;
     assert_eq!(connections(&observer, &app).await, 0, "pools closed on shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn admin_reconnect_replaces_the_connections() {
+    let app = unique_name("reconnect");
+    let tarn = start(&app, "", "");
+    let observer = connect(MACHINE_URL).await;
+    let before = pids(&observer, &app).await;
+    assert_eq!(before.len(), 5);
+    let r = send_with(tarn.admin_port, "POST", "/reconnect", &[], "").await.unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let after = pids(&observer, &app).await;
+        if after.len() == 5 && after.iter().all(|p| !before.contains(p)) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "before {before:?}, after {after:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(get(tarn.port, "/health/db").await.status, 200);
 }

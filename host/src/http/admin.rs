@@ -15,23 +15,36 @@ const READY_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Handles one admin request.
 pub async fn handle(req: Request<Incoming>, databases: &Databases, metrics: &RequestMetrics) -> Response<Body> {
-    if req.method() != Method::GET {
-        return reply::text(StatusCode::METHOD_NOT_ALLOWED, "use GET\n".into(), "text/plain");
-    }
-    match req.uri().path() {
-        "/livez" | "/healthz" => reply::text(StatusCode::OK, "ok\n".into(), "text/plain"),
-        "/readyz" => readiness(databases).await,
-        "/metrics" => reply::text(
+    match (req.method(), req.uri().path()) {
+        (&Method::GET, "/livez" | "/healthz") => reply::text(StatusCode::OK, "ok\n".into(), "text/plain"),
+        (&Method::GET, "/readyz") => readiness(databases).await,
+        (&Method::GET, "/metrics") => reply::text(
             StatusCode::OK,
             metrics.render(databases),
             "text/plain; version=0.0.4",
         ),
+        (&Method::POST, "/reconnect") => reconnect(databases).await,
         _ => reply::text(
             StatusCode::NOT_FOUND,
-            "admin endpoints: /livez /readyz /metrics\n".into(),
+            "admin endpoints: GET /livez /readyz /metrics, POST /reconnect\n".into(),
             "text/plain",
         ),
     }
+}
+
+/// Drops every pool's idle connections and refills them (the seed's
+/// `reconnect()`); connections in use are replaced when they come back.
+async fn reconnect(databases: &Databases) -> Response<Body> {
+    for db in databases.all() {
+        db.pool.reconnect().await;
+        tracing::info!(database = %db.name, "reconnected on admin request");
+    }
+    let stats: serde_json::Map<_, _> = databases
+        .all()
+        .into_iter()
+        .map(|db| (db.name.clone(), serde_json::json!(db.pool.stats())))
+        .collect();
+    reply::text(StatusCode::OK, serde_json::Value::Object(stats).to_string(), "application/json")
 }
 
 /// Ready when every eagerly initialised pool is warm and every database
