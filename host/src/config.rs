@@ -15,7 +15,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use tarn_pool::PoolConfig;
 
-use crate::redact::redact_url;
+use crate::redact::{MASK, redact_url};
 
 /// The database guests get when they open `default`.
 pub const DEFAULT_DATABASE: &str = "default";
@@ -69,6 +69,17 @@ impl DatabaseUrl {
 
     /// The connection string with its password replaced by `***`.
     pub fn redacted(&self) -> String {
+        // The driver reads a URL's credentials up to the first `@`, so a
+        // password may hold `/`, `?` or `#` unencoded; mask it by the same
+        // rule before the general redaction (which also covers
+        // `?password=` and key/value strings).
+        if let Some((scheme, rest)) = self.0.split_once("://")
+            && matches!(scheme, "postgres" | "postgresql")
+            && let Some((credentials, after)) = rest.split_once('@')
+            && let Some((user, _)) = credentials.split_once(':')
+        {
+            return redact_url(&format!("{scheme}://{user}:{MASK}@{after}"));
+        }
         redact_url(&self.0)
     }
 
@@ -90,6 +101,25 @@ impl fmt::Display for DatabaseUrl {
     }
 }
 
+/// When a connection lent to a guest is reset (`DISCARD ALL`) before it is
+/// lent again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SessionReset {
+    /// After every use: nothing a request did to its session (even through
+    /// a function it called) can reach the next request. Costs one round
+    /// trip (`DISCARD ALL`) at the end of each statement run outside a
+    /// transaction and of each transaction. For untrusted tenants.
+    Always,
+    /// Only after statements that visibly change session state (`SET`,
+    /// `LISTEN`, `PREPARE`, temporary tables, advisory locks, cursors, ...),
+    /// so clean connections go back with no reset round trip. State changed
+    /// inside a called function, and sequence positions (`currval`,
+    /// `lastval`), can reach the next request on the connection.
+    #[default]
+    Detected,
+}
+
 /// One named database: where it is and how its pool behaves.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DatabaseSettings {
@@ -100,6 +130,8 @@ pub struct DatabaseSettings {
     pub url: Option<DatabaseUrl>,
     /// Pool settings.
     pub pool: PoolConfig,
+    /// When lent connections are reset.
+    pub session_reset: SessionReset,
 }
 
 /// Limits applied to every guest instance unless its manifest entry says otherwise.
@@ -136,6 +168,9 @@ pub struct HttpSettings {
     pub max_concurrent_requests: usize,
     /// How long a client may take to send its request headers.
     pub header_read_timeout: Duration,
+    /// How long a client may take to send its request body once the
+    /// headers are in.
+    pub body_read_timeout: Duration,
     /// How long shutdown waits for in-flight requests.
     pub shutdown_grace: Duration,
 }
@@ -174,6 +209,7 @@ impl Default for HttpSettings {
             max_body_bytes: 1 << 20,
             max_concurrent_requests: 1000,
             header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(30),
         }
     }
@@ -228,6 +264,7 @@ struct FileDatabase {
     max_waiting: Option<i64>,
     connect_timeout: Option<f64>,
     use_lifo: Option<bool>,
+    session_reset: Option<SessionReset>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -251,6 +288,7 @@ struct FileHttp {
     max_body_kb: Option<i64>,
     max_concurrent_requests: Option<i64>,
     header_read_timeout_ms: Option<i64>,
+    body_read_timeout_ms: Option<i64>,
     shutdown_grace_ms: Option<i64>,
 }
 
@@ -426,6 +464,7 @@ fn database(
         name: name.to_string(),
         url,
         pool,
+        session_reset: file.session_reset.unwrap_or_default(),
     })
 }
 
@@ -434,6 +473,14 @@ fn positive(key: &str, v: i64) -> Result<usize, ConfigError> {
         return Err(invalid(key, v, "must be at least 1"));
     }
     usize::try_from(v).map_err(|_| invalid(key, v, "too large"))
+}
+
+/// A positive amount in units of `2^shift` bytes, in bytes; refused rather
+/// than wrapped around when it does not fit.
+fn scaled(key: &str, v: i64, shift: u32) -> Result<usize, ConfigError> {
+    positive(key, v)?
+        .checked_mul(1 << shift)
+        .ok_or_else(|| invalid(key, v, "too large"))
 }
 
 fn non_negative(key: &str, v: i64) -> Result<usize, ConfigError> {
@@ -459,7 +506,7 @@ fn millis(key: &str, v: i64) -> Result<Duration, ConfigError> {
 fn runtime(f: &FileRuntime) -> Result<RuntimeSettings, ConfigError> {
     let mut r = RuntimeSettings::default();
     if let Some(v) = f.memory_limit_mb {
-        r.memory_limit_bytes = (positive("runtime.memory_limit_mb", v)? as u64) << 20;
+        r.memory_limit_bytes = scaled("runtime.memory_limit_mb", v, 20)? as u64;
     }
     if let Some(v) = f.cpu_limit_ms {
         r.cpu_limit = millis("runtime.cpu_limit_ms", v)?;
@@ -495,13 +542,16 @@ fn http(o: &Overrides, f: &FileHttp) -> Result<HttpSettings, ConfigError> {
         h.admin_listen = addr;
     }
     if let Some(v) = f.max_body_kb {
-        h.max_body_bytes = positive("http.max_body_kb", v)? << 10;
+        h.max_body_bytes = scaled("http.max_body_kb", v, 10)?;
     }
     if let Some(v) = f.max_concurrent_requests {
         h.max_concurrent_requests = positive("http.max_concurrent_requests", v)?;
     }
     if let Some(v) = f.header_read_timeout_ms {
         h.header_read_timeout = millis("http.header_read_timeout_ms", v)?;
+    }
+    if let Some(v) = f.body_read_timeout_ms {
+        h.body_read_timeout = millis("http.body_read_timeout_ms", v)?;
     }
     if let Some(v) = f.shutdown_grace_ms {
         h.shutdown_grace = millis("http.shutdown_grace_ms", v)?;
@@ -585,11 +635,51 @@ mod tests {
     }
 
     #[test]
+    fn sizes_too_large_to_hold_are_refused() {
+        let err = parse("[http]\nmax_body_kb = 18014398509481984\n").unwrap_err().to_string();
+        assert!(err.contains("http.max_body_kb") && err.contains("too large"), "{err}");
+        let err = parse("[runtime]\nmemory_limit_mb = 17592186044416\n").unwrap_err().to_string();
+        assert!(err.contains("runtime.memory_limit_mb") && err.contains("too large"), "{err}");
+    }
+
+    #[test]
+    fn passwords_with_url_delimiters_are_masked() {
+        for (raw, shown) in [
+            ("postgres://u:pa/ss@h/db", "postgres://u:***@h/db"),
+            ("postgres://u:pa?ss#x@h:5432/db?sslmode=disable", "postgres://u:***@h:5432/db?sslmode=disable"),
+            ("postgresql://u:p@ss@h/db", "postgresql://u:***@h/db"),
+            ("postgres://u@h/db?password=pa/ss", "postgres://u@h/db?password=***"),
+        ] {
+            let url = DatabaseUrl::parse("url", raw).unwrap();
+            assert_eq!(url.redacted(), shown, "{raw}");
+        }
+    }
+
+    #[test]
     fn named_databases_need_urls() {
         let err = parse("[database.analytics]\npool_size = 2\n").unwrap_err().to_string();
         assert!(err.contains("database.analytics.url"), "{err}");
         let s = parse("[database.analytics]\nurl = \"postgres://a@h/x\"\npool_size = 2\n").unwrap();
         assert_eq!(s.databases["analytics"].pool.pool_size, 2);
+    }
+
+    #[test]
+    fn body_read_timeout_is_read_and_checked() {
+        assert_eq!(parse("").unwrap().http.body_read_timeout, Duration::from_secs(30));
+        let s = parse("[http]\nbody_read_timeout_ms = 1500\n").unwrap();
+        assert_eq!(s.http.body_read_timeout, Duration::from_millis(1500));
+        let err = parse("[http]\nbody_read_timeout_ms = 0\n").unwrap_err().to_string();
+        assert!(err.contains("http.body_read_timeout_ms"), "{err}");
+    }
+
+    #[test]
+    fn session_reset_defaults_to_always() {
+        let s = parse("").unwrap();
+        assert_eq!(s.databases[DEFAULT_DATABASE].session_reset, SessionReset::Detected);
+        let s = parse("[database.default]\nsession_reset = \"always\"\n").unwrap();
+        assert_eq!(s.databases[DEFAULT_DATABASE].session_reset, SessionReset::Always);
+        let err = parse("[database.default]\nsession_reset = \"never\"\n").unwrap_err().to_string();
+        assert!(err.contains("session_reset") || err.contains("never"), "{err}");
     }
 
     #[test]

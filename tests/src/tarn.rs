@@ -42,6 +42,40 @@ databases = ["default"]
     )
 }
 
+/// One component of a manifest built by [`manifest_of`].
+pub struct Component<'a> {
+    /// Its id.
+    pub id: &'a str,
+    /// The route it serves, e.g. `/noisy/...`.
+    pub route: &'a str,
+    /// Its `.wasm` or `.wat` file.
+    pub source: &'a Path,
+    /// Lines of its `[component.ID.limits]` table.
+    pub limits: &'a str,
+    /// The inside of its `environment` inline table, e.g. `KEY = "value"`.
+    pub environment: &'a str,
+}
+
+/// A manifest serving `components` (the most specific route matching a
+/// path wins), each granted the `default` database.
+pub fn manifest_of(components: &[Component<'_>]) -> String {
+    let mut text = String::from("spin_manifest_version = 2\n[application]\nname = \"test\"\n");
+    for c in components {
+        text.push_str(&format!("[[trigger.http]]\nroute = \"{}\"\ncomponent = \"{}\"\n", c.route, c.id));
+    }
+    for c in components {
+        text.push_str(&format!(
+            "[component.{id}]\nsource = \"{}\"\ndatabases = [\"default\"]\nenvironment = {{ {} }}\n\
+             [component.{id}.limits]\n{}\n",
+            c.source.display(),
+            c.environment,
+            c.limits,
+            id = c.id
+        ));
+    }
+    text
+}
+
 /// A running tarn; stopped (SIGTERM, then SIGKILL) when dropped.
 pub struct Tarn {
     child: Child,
@@ -156,6 +190,16 @@ impl Tarn {
         false
     }
 
+    /// The tarn process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// tarn's resident memory (`VmRSS`) in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        rss_kib(self.child.id()).expect("VmRSS of the tarn process")
+    }
+
     /// Sends SIGTERM and waits up to `timeout` for exit; returns the exit success.
     pub fn terminate(&mut self, timeout: Duration) -> Option<bool> {
         signal(self.child.id(), "TERM");
@@ -168,6 +212,15 @@ impl Tarn {
         }
         None
     }
+}
+
+/// The resident memory (`VmRSS`) of process `pid` in KiB, while it runs.
+pub fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
 fn signal(pid: u32, sig: &str) {

@@ -23,6 +23,7 @@ use crate::bindings::tarn::postgres::database::{
     TransactionOptions,
 };
 use crate::bindings::tarn::postgres::types::{self, DbError, Error, RowSet, Value};
+use crate::config::SessionReset;
 use crate::database::registry::{Database, Databases};
 use crate::database::statement::{Effect, classify};
 use crate::database::value::{Param, check_columns, columns, decode_row};
@@ -112,6 +113,24 @@ struct Lease {
     _quota: Option<OwnedSemaphorePermit>,
 }
 
+impl Lease {
+    /// Resets a connection whose only dirt is session state (`DISCARD ALL`)
+    /// before the guest's call returns, so that it goes back to the pool
+    /// clean at once: a reset left to the pool keeps it checked out for a
+    /// round trip after the call, and checkouts meanwhile open new
+    /// connections (or fail, when none can be opened). If this reset fails
+    /// or is cut short, the pool's own reset (or close) still happens.
+    async fn reset_session(&mut self) {
+        if self.conn.dirt() != Dirt::SESSION || self.conn.is_broken() {
+            return;
+        }
+        self.conn.mark(Dirt::IN_FLIGHT);
+        if self.conn.batch_execute("DISCARD ALL").await.is_ok() {
+            self.conn.clear(Dirt::IN_FLIGHT | Dirt::SESSION);
+        }
+    }
+}
+
 /// The host value behind a guest's `transaction` handle. Dropping it rolls
 /// the transaction back (the connection is marked dirty until commit).
 pub struct TransactionHandle {
@@ -147,8 +166,25 @@ fn pool_error(e: PoolError) -> Error {
             waiting: waiting as u32,
             waited_ms: 0,
         }),
-        other => Error::ConnectionFailed(other.to_string()),
+        other => Error::ConnectionFailed(with_sources(&other)),
     }
+}
+
+/// An error's message followed by those of its sources, so that the
+/// driver's bare "db error" carries the server's words (e.g. "FATAL: sorry,
+/// too many clients already").
+fn with_sources(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let more = cause.to_string();
+        if !text.ends_with(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 /// Maps a driver error, telling the connection when it is a disconnect.
@@ -161,6 +197,11 @@ fn pg_error(conn: &mut PooledConnection, e: tokio_postgres::Error) -> Error {
         }
     }
     conn.observe_error(&e);
+    if tarn_pool::is_disconnect(&e) {
+        // The server ended the session (shutdown, pg_terminate_backend, a
+        // crash) or the network did: not the statement's fault.
+        return Error::ConnectionFailed(format!("connection lost: {}", with_sources(&e)));
+    }
     match e.as_db_error() {
         Some(db) => Error::QueryFailed(DbError {
             code: db.code().code().to_string(),
@@ -169,9 +210,8 @@ fn pg_error(conn: &mut PooledConnection, e: tokio_postgres::Error) -> Error {
             detail: db.detail().map(str::to_string),
             hint: db.hint().map(str::to_string),
         }),
-        None if e.is_closed() => Error::ConnectionFailed(format!("connection lost: {e}")),
         None => {
-            let text = e.to_string();
+            let text = with_sources(&e);
             if text.contains("serializing parameter") {
                 Error::BadParameter(text)
             } else if text.contains("deserializing column") {
@@ -232,7 +272,13 @@ impl DbContext {
             }
             None => None,
         };
-        let conn = self.bounded(async { db.pool.get().await.map_err(pool_error) }).await?;
+        let mut conn = self.bounded(async { db.pool.get().await.map_err(pool_error) }).await?;
+        if db.session_reset == SessionReset::Always {
+            // Whatever the guest runs, the connection is reset (DISCARD ALL)
+            // before it is lent again: session state changed inside a
+            // function escapes the statement classifier.
+            conn.mark(Dirt::SESSION);
+        }
         Ok(Lease {
             conn,
             _quota: quota,
@@ -420,6 +466,7 @@ impl DbView<'_> {
         Ok(match result {
             Ok(Ok(())) => {
                 conn.clear(Dirt::IN_FLIGHT | Dirt::TRANSACTION);
+                let _ = tokio::time::timeout_at(deadline, handle.lease.reset_session()).await;
                 Ok(())
             }
             Ok(Err(e)) => Err(pg_error(conn, e)),
@@ -462,7 +509,9 @@ impl HostDatabase for DbView<'_> {
         Ok(ctx
             .bounded(async {
                 let mut lease = ctx.lease(&db).await?;
-                query(&mut lease.conn, &sql, params, limits).await
+                let rows = query(&mut lease.conn, &sql, params, limits).await;
+                lease.reset_session().await;
+                rows
             })
             .await)
     }
@@ -478,7 +527,9 @@ impl HostDatabase for DbView<'_> {
         Ok(ctx
             .bounded(async {
                 let mut lease = ctx.lease(&db).await?;
-                execute(&mut lease.conn, &sql, params).await
+                let affected = execute(&mut lease.conn, &sql, params).await;
+                lease.reset_session().await;
+                affected
             })
             .await)
     }
@@ -602,5 +653,37 @@ impl HostTransaction for DbView<'_> {
     async fn drop(&mut self, tx: Resource<TransactionHandle>) -> wasmtime::Result<()> {
         self.table.delete(tx)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("{message}")]
+    struct Layer {
+        message: &'static str,
+        #[source]
+        source: Option<Box<Layer>>,
+    }
+
+    fn layer(message: &'static str, source: Option<Layer>) -> Layer {
+        Layer {
+            message,
+            source: source.map(Box::new),
+        }
+    }
+
+    #[test]
+    fn messages_carry_their_sources_once() {
+        let server = layer("FATAL: sorry, too many clients already", None);
+        let driver = layer("db error", Some(server));
+        let pool = layer("cannot connect to PostgreSQL at h:1: db error", Some(driver));
+        assert_eq!(
+            with_sources(&pool),
+            "cannot connect to PostgreSQL at h:1: db error: FATAL: sorry, too many clients already"
+        );
+        assert_eq!(with_sources(&layer("alone", None)), "alone");
     }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tarn_pool::{Pool, PoolError};
 
-use crate::config::{DatabaseSettings, DatabaseUrl};
+use crate::config::{DatabaseSettings, DatabaseUrl, SessionReset};
 
 /// One named database and its pool.
 pub struct Database {
@@ -16,6 +16,8 @@ pub struct Database {
     pub pool: Pool,
     /// Its connection string, password redacted.
     pub redacted_url: String,
+    /// When connections lent to guests are reset.
+    pub session_reset: SessionReset,
 }
 
 /// Every configured database, by name.
@@ -64,6 +66,7 @@ impl Databases {
                     name: name.clone(),
                     pool,
                     redacted_url: url.redacted(),
+                    session_reset: db.session_reset,
                 }),
             );
         }

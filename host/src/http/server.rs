@@ -29,6 +29,9 @@ use crate::metrics::RequestMetrics;
 use crate::route::Router;
 use crate::runtime::{InvokeError, Runtime};
 
+/// The largest request line plus headers accepted (64 KiB).
+const MAX_HEAD_BYTES: usize = 64 << 10;
+
 /// What the application listener serves with.
 pub struct App {
     /// Loaded components.
@@ -104,7 +107,7 @@ impl App {
             .get(&component)
             .copied()
             .unwrap_or(self.settings.max_body_bytes);
-        let request = match guest_request(req, max_body, request_id).await {
+        let request = match guest_request(req, max_body, self.settings.body_read_timeout, request_id).await {
             Ok(r) => r,
             Err((status, message)) => return (reply::error(status, &message, request_id), Some(route)),
         };
@@ -137,12 +140,14 @@ fn invoke_error(e: &InvokeError, component: &str, request_id: &str) -> Response<
     reply::error(status, message, request_id)
 }
 
-/// Reads a request into the guest's form, enforcing the body limit. The
-/// guest sees the request id as the `x-request-id` header (replacing any the
-/// client sent), so it can put it in its own error bodies.
+/// Reads a request into the guest's form, enforcing the body's size limit
+/// and read timeout. The guest sees the request id as the `x-request-id`
+/// header (replacing any the client sent), so it can put it in its own
+/// error bodies.
 async fn guest_request(
     req: Request<Incoming>,
     max_body: usize,
+    body_timeout: Duration,
     request_id: &str,
 ) -> Result<handler::Request, (StatusCode, String)> {
     let too_large = || {
@@ -174,10 +179,19 @@ async fn guest_request(
         headers.push((name.as_str().to_string(), value.to_string()));
     }
     headers.push((reply::REQUEST_ID.to_string(), request_id.to_string()));
-    let body: Bytes = match Limited::new(body, max_body).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => return Err(too_large()),
-        Err(e) => return Err((StatusCode::BAD_REQUEST, format!("cannot read the request body: {e}"))),
+    // A client that stops sending its body would otherwise hold the
+    // request (and its concurrency permit) for as long as it likes.
+    let collected = tokio::time::timeout(body_timeout, Limited::new(body, max_body).collect()).await;
+    let body: Bytes = match collected {
+        Ok(Ok(collected)) => collected.to_bytes(),
+        Ok(Err(e)) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => return Err(too_large()),
+        Ok(Err(e)) => return Err((StatusCode::BAD_REQUEST, format!("cannot read the request body: {e}"))),
+        Err(_) => {
+            return Err((
+                StatusCode::REQUEST_TIMEOUT,
+                format!("the request body did not arrive within {} ms", body_timeout.as_millis()),
+            ));
+        }
     };
     Ok(handler::Request {
         method: parts.method.as_str().to_string(),
@@ -224,7 +238,10 @@ pub async fn serve<F, Fut>(
         let conn = http1::Builder::new()
             .timer(TokioTimer::new())
             .header_read_timeout(header_read_timeout)
-            .max_buf_size(64 << 10)
+            .max_buf_size(MAX_HEAD_BYTES)
+            // The buffer limit alone lets a head that arrives in one read
+            // through; this one holds for every request: 431 beyond it.
+            .max_header_size(MAX_HEAD_BYTES)
             .serve_connection(TokioIo::new(stream), service);
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
