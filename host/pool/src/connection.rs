@@ -71,15 +71,19 @@ impl BitOrAssign for Dirt {
 }
 
 /// Whether an error means the connection (or the whole server) is gone: the client is closed,
-/// an I/O error, SQLSTATE class 08 (connection exception), or 57P01/57P02/57P03 (admin or
-/// crash shutdown, cannot connect now).
+/// an I/O error, a FATAL/PANIC server error (which ends the session: admin or crash shutdown,
+/// idle-session and idle-in-transaction timeouts, ...), or SQLSTATE class 08 (connection
+/// exception) except 08P01, which PostgreSQL also raises at ERROR level on a live connection
+/// (a bind message with the wrong number of parameters).
 pub fn is_disconnect(err: &tokio_postgres::Error) -> bool {
     if err.is_closed() {
         return true;
     }
-    if let Some(code) = err.code() {
-        let code = code.code();
-        return code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03");
+    if let Some(db) = err.as_db_error() {
+        let code = db.code().code();
+        return matches!(db.severity(), "FATAL" | "PANIC")
+            || (code.starts_with("08") && code != "08P01")
+            || matches!(code, "57P01" | "57P02" | "57P03" | "57P05" | "25P03");
     }
     err.source()
         .is_some_and(|source| source.is::<std::io::Error>())

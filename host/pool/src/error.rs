@@ -39,7 +39,7 @@ pub enum PoolError {
         waiting: usize,
     },
     /// Opening a connection failed.
-    #[error("cannot connect to PostgreSQL at {host}: {source}")]
+    #[error("cannot connect to PostgreSQL at {host}: {}", Causes(source))]
     Connect {
         /// `host:port` (or `socket-dir:port`) of every configured host, comma separated.
         host: String,
@@ -68,7 +68,7 @@ pub enum PoolError {
         reason: String,
     },
     /// The server or the driver reported an error on an established connection.
-    #[error("PostgreSQL error: {0}")]
+    #[error("PostgreSQL error: {}", Causes(.0))]
     Backend(#[source] tokio_postgres::Error),
     /// [`Pool::health_check`](crate::Pool::health_check) got no answer in time.
     #[error("health check failed: {0}")]
@@ -79,6 +79,23 @@ pub enum PoolError {
     /// deadpool reported an error that this pool's setup rules out (a bug in tarn-pool).
     #[error("internal pool error: {0}")]
     Internal(String),
+}
+
+/// Shows a driver error with its causes: tokio-postgres prints a bare "db
+/// error" and keeps the server's words ("FATAL: sorry, too many clients
+/// already") in its source.
+struct Causes<'a>(&'a tokio_postgres::Error);
+
+impl std::fmt::Display for Causes<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = std::error::Error::source(self.0);
+        while let Some(cause) = source {
+            write!(f, ": {cause}")?;
+            source = cause.source();
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
