@@ -103,8 +103,11 @@ pub async fn build(id: &str, spec: &ComponentSpec) -> Result<(), BuildError> {
     let stderr = String::from_utf8_lossy(&output.stderr);
     eprint!("{stderr}");
     if !output.status.success() {
-        let hint = if stderr.contains("wasm32-wasip2") && stderr.contains("target may not be installed") {
-            "\nthe wasm32-wasip2 target is missing; add it with: rustup target add wasm32-wasip2".to_string()
+        let hint = if stderr.contains("wasm32-wasip2")
+            && stderr.contains("target may not be installed")
+        {
+            "\nthe wasm32-wasip2 target is missing; add it with: rustup target add wasm32-wasip2"
+                .to_string()
         } else {
             String::new()
         };

@@ -91,7 +91,9 @@ impl DatabaseUrl {
 
 impl fmt::Debug for DatabaseUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("DatabaseUrl").field(&self.redacted()).finish()
+        f.debug_tuple("DatabaseUrl")
+            .field(&self.redacted())
+            .finish()
     }
 }
 
@@ -402,7 +404,13 @@ fn database(
         }
         None => None,
     };
-    if let Some((key, v)) = pick(name, "pool_size", "TARN_POOL_SIZE", flags.pool_size, file.pool_size) {
+    if let Some((key, v)) = pick(
+        name,
+        "pool_size",
+        "TARN_POOL_SIZE",
+        flags.pool_size,
+        file.pool_size,
+    ) {
         pool.pool_size = positive(&key, v)?;
     }
     if let Some((key, v)) = pick(
@@ -442,7 +450,13 @@ fn database(
     ) {
         pool.pool_pre_ping = v;
     }
-    if let Some((_, v)) = pick(name, "lazy_init", "TARN_LAZY_INIT", flags.lazy_init, file.lazy_init) {
+    if let Some((_, v)) = pick(
+        name,
+        "lazy_init",
+        "TARN_LAZY_INIT",
+        flags.lazy_init,
+        file.lazy_init,
+    ) {
         pool.lazy_init = v;
     }
     if let Some(v) = file.overflow_idle_timeout {
@@ -459,7 +473,8 @@ fn database(
     if let Some(v) = file.use_lifo {
         pool.use_lifo = v;
     }
-    pool.validate().map_err(|e| invalid(format!("database.{name}"), "", &e.to_string()))?;
+    pool.validate()
+        .map_err(|e| invalid(format!("database.{name}"), "", &e.to_string()))?;
     Ok(DatabaseSettings {
         name: name.to_string(),
         url,
@@ -599,14 +614,18 @@ mod tests {
 
     #[test]
     fn zero_pool_size_names_the_key() {
-        let err = parse("[database.default]\npool_size = 0\n").unwrap_err().to_string();
+        let err = parse("[database.default]\npool_size = 0\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("database.default.pool_size"), "{err}");
         assert!(err.contains('0'), "{err}");
         let o = Overrides {
             pool_size: Some(-1),
             ..Overrides::default()
         };
-        let err = Settings::from_parts(&o, FileConfig::default()).unwrap_err().to_string();
+        let err = Settings::from_parts(&o, FileConfig::default())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("TARN_POOL_SIZE"), "{err}");
     }
 
@@ -620,7 +639,9 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_rejected_with_their_line() {
-        let err = parse("[database.default]\n\npool_sise = 3\n").unwrap_err().to_string();
+        let err = parse("[database.default]\n\npool_sise = 3\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("pool_sise"), "{err}");
         assert!(err.contains("line 3"), "{err}");
     }
@@ -636,19 +657,35 @@ mod tests {
 
     #[test]
     fn sizes_too_large_to_hold_are_refused() {
-        let err = parse("[http]\nmax_body_kb = 18014398509481984\n").unwrap_err().to_string();
-        assert!(err.contains("http.max_body_kb") && err.contains("too large"), "{err}");
-        let err = parse("[runtime]\nmemory_limit_mb = 17592186044416\n").unwrap_err().to_string();
-        assert!(err.contains("runtime.memory_limit_mb") && err.contains("too large"), "{err}");
+        let err = parse("[http]\nmax_body_kb = 18014398509481984\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("http.max_body_kb") && err.contains("too large"),
+            "{err}"
+        );
+        let err = parse("[runtime]\nmemory_limit_mb = 17592186044416\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("runtime.memory_limit_mb") && err.contains("too large"),
+            "{err}"
+        );
     }
 
     #[test]
     fn passwords_with_url_delimiters_are_masked() {
         for (raw, shown) in [
             ("postgres://u:pa/ss@h/db", "postgres://u:***@h/db"),
-            ("postgres://u:pa?ss#x@h:5432/db?sslmode=disable", "postgres://u:***@h:5432/db?sslmode=disable"),
+            (
+                "postgres://u:pa?ss#x@h:5432/db?sslmode=disable",
+                "postgres://u:***@h:5432/db?sslmode=disable",
+            ),
             ("postgresql://u:p@ss@h/db", "postgresql://u:***@h/db"),
-            ("postgres://u@h/db?password=pa/ss", "postgres://u@h/db?password=***"),
+            (
+                "postgres://u@h/db?password=pa/ss",
+                "postgres://u@h/db?password=***",
+            ),
         ] {
             let url = DatabaseUrl::parse("url", raw).unwrap();
             assert_eq!(url.redacted(), shown, "{raw}");
@@ -657,7 +694,9 @@ mod tests {
 
     #[test]
     fn named_databases_need_urls() {
-        let err = parse("[database.analytics]\npool_size = 2\n").unwrap_err().to_string();
+        let err = parse("[database.analytics]\npool_size = 2\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("database.analytics.url"), "{err}");
         let s = parse("[database.analytics]\nurl = \"postgres://a@h/x\"\npool_size = 2\n").unwrap();
         assert_eq!(s.databases["analytics"].pool.pool_size, 2);
@@ -665,21 +704,37 @@ mod tests {
 
     #[test]
     fn body_read_timeout_is_read_and_checked() {
-        assert_eq!(parse("").unwrap().http.body_read_timeout, Duration::from_secs(30));
+        assert_eq!(
+            parse("").unwrap().http.body_read_timeout,
+            Duration::from_secs(30)
+        );
         let s = parse("[http]\nbody_read_timeout_ms = 1500\n").unwrap();
         assert_eq!(s.http.body_read_timeout, Duration::from_millis(1500));
-        let err = parse("[http]\nbody_read_timeout_ms = 0\n").unwrap_err().to_string();
+        let err = parse("[http]\nbody_read_timeout_ms = 0\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("http.body_read_timeout_ms"), "{err}");
     }
 
     #[test]
     fn session_reset_defaults_to_always() {
         let s = parse("").unwrap();
-        assert_eq!(s.databases[DEFAULT_DATABASE].session_reset, SessionReset::Detected);
+        assert_eq!(
+            s.databases[DEFAULT_DATABASE].session_reset,
+            SessionReset::Detected
+        );
         let s = parse("[database.default]\nsession_reset = \"always\"\n").unwrap();
-        assert_eq!(s.databases[DEFAULT_DATABASE].session_reset, SessionReset::Always);
-        let err = parse("[database.default]\nsession_reset = \"never\"\n").unwrap_err().to_string();
-        assert!(err.contains("session_reset") || err.contains("never"), "{err}");
+        assert_eq!(
+            s.databases[DEFAULT_DATABASE].session_reset,
+            SessionReset::Always
+        );
+        let err = parse("[database.default]\nsession_reset = \"never\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("session_reset") || err.contains("never"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -6,13 +6,13 @@
 //! not. See the README for the configuration and the guest contract.
 
 pub mod bindings;
+pub mod build;
 pub mod config;
 pub mod database;
-pub mod redact;
-pub mod runtime;
-pub mod build;
 pub mod http;
+pub mod manifest;
 pub mod metrics;
 pub mod pool_metrics;
-pub mod manifest;
+pub mod redact;
 pub mod route;
+pub mod runtime;

@@ -25,12 +25,17 @@ use cli::{CheckArgs, Cli, Command, DatabaseArgs, UpArgs};
 
 fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_env("TARN_LOG").unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_env_filter(
+            EnvFilter::try_from_env("TARN_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
+        )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -91,7 +96,11 @@ fn private_database(manifest: &Manifest) -> Result<(Cluster, DatabaseUrl)> {
 }
 
 /// Loads every component of the manifest into a runtime.
-fn load_components(settings: &Settings, manifest: &Manifest, databases: Databases) -> Result<Runtime> {
+fn load_components(
+    settings: &Settings,
+    manifest: &Manifest,
+    databases: Databases,
+) -> Result<Runtime> {
     let defaults = GuestLimits::defaults(&settings.runtime);
     let limits: Vec<(String, GuestLimits)> = manifest
         .components
@@ -99,11 +108,15 @@ fn load_components(settings: &Settings, manifest: &Manifest, databases: Database
         .map(|(id, spec)| {
             let l = &spec.limits;
             let limits = GuestLimits {
-                memory_bytes: l.memory_mb.map_or(defaults.memory_bytes, |mb| u64::from(mb) << 20),
-                cpu: l.cpu_ms.map_or(defaults.cpu, |ms| std::time::Duration::from_millis(ms.into())),
-                timeout: l
-                    .timeout_ms
-                    .map_or(defaults.timeout, |ms| std::time::Duration::from_millis(ms.into())),
+                memory_bytes: l
+                    .memory_mb
+                    .map_or(defaults.memory_bytes, |mb| u64::from(mb) << 20),
+                cpu: l.cpu_ms.map_or(defaults.cpu, |ms| {
+                    std::time::Duration::from_millis(ms.into())
+                }),
+                timeout: l.timeout_ms.map_or(defaults.timeout, |ms| {
+                    std::time::Duration::from_millis(ms.into())
+                }),
                 max_connections: l.max_connections.map(|n| n as usize),
             };
             (id.clone(), limits)
@@ -140,14 +153,29 @@ async fn check(args: CheckArgs) -> Result<()> {
     let settings = settings(&args.database, None)?;
     let manifest = Manifest::load(&args.manifest.manifest)?;
     Router::new(&manifest.triggers)?;
-    println!("manifest {}: {} component(s), {} route(s)", args.manifest.manifest.display(), manifest.components.len(), manifest.triggers.len());
+    println!(
+        "manifest {}: {} component(s), {} route(s)",
+        args.manifest.manifest.display(),
+        manifest.components.len(),
+        manifest.triggers.len()
+    );
     let databases = Databases::open(&settings.databases, None).await?;
     for db in databases.all() {
-        db.pool.health_check().await.with_context(|| format!("database `{}` ({})", db.name, db.redacted_url))?;
-        println!("database `{}` ({}): reachable, pool {:?}", db.name, db.redacted_url, db.pool.stats());
+        db.pool
+            .health_check()
+            .await
+            .with_context(|| format!("database `{}` ({})", db.name, db.redacted_url))?;
+        println!(
+            "database `{}` ({}): reachable, pool {:?}",
+            db.name,
+            db.redacted_url,
+            db.pool.stats()
+        );
     }
     if databases.get(DEFAULT_DATABASE).is_none() {
-        println!("database `default`: no URL configured (tarn up would start a private PostgreSQL)");
+        println!(
+            "database `default`: no URL configured (tarn up would start a private PostgreSQL)"
+        );
     }
     load_components(&settings, &manifest, databases.clone())?;
     println!("all components load");
@@ -167,7 +195,14 @@ async fn up(args: UpArgs) -> Result<()> {
         Some(_) => None,
         None => Some(private_database(&manifest)?),
     };
-    let served = serve_app(&settings, &manifest, router, private.as_ref().map(|(_, url)| url), started).await;
+    let served = serve_app(
+        &settings,
+        &manifest,
+        router,
+        private.as_ref().map(|(_, url)| url),
+        started,
+    )
+    .await;
     // The private PostgreSQL is stopped whether serving ended well or not.
     if let Some((mut cluster, _)) = private
         && let Err(e) = cluster.stop()
@@ -264,14 +299,15 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!("cannot listen for SIGTERM: {e}");
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!("cannot listen for SIGTERM: {e}");
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {},
             _ = term.recv() => {},

@@ -109,19 +109,34 @@ fn escape(label: &str) -> String {
 }
 
 /// A pool gauge: metric name (without `tarn_pool_`), help, getter.
-type Gauge = (&'static str, &'static str, fn(&tarn_pool::PoolStats) -> usize);
+type Gauge = (
+    &'static str,
+    &'static str,
+    fn(&tarn_pool::PoolStats) -> usize,
+);
 
 fn render_pools(out: &mut String, databases: &Databases) {
     let all = databases.all();
     let gauges: [Gauge; 6] = [
-        ("size", "Configured persistent connections (pool_size).", |s| s.size),
+        (
+            "size",
+            "Configured persistent connections (pool_size).",
+            |s| s.size,
+        ),
         ("checked_in", "Idle connections.", |s| s.checked_in),
         ("checked_out", "Connections lent out.", |s| s.checked_out),
-        ("overflow", "Open connections beyond pool_size.", |s| s.overflow),
+        ("overflow", "Open connections beyond pool_size.", |s| {
+            s.overflow
+        }),
         ("total", "Open connections.", |s| s.total),
-        ("waiting", "Callers waiting for a connection.", |s| s.waiting),
+        ("waiting", "Callers waiting for a connection.", |s| {
+            s.waiting
+        }),
     ];
-    let stats: Vec<_> = all.iter().map(|db| (db.name.as_str(), db.pool.stats())).collect();
+    let stats: Vec<_> = all
+        .iter()
+        .map(|db| (db.name.as_str(), db.pool.stats()))
+        .collect();
     for (name, help, get) in gauges {
         let _ = writeln!(out, "# HELP tarn_pool_{name} {help}");
         let _ = writeln!(out, "# TYPE tarn_pool_{name} gauge");
@@ -144,8 +159,14 @@ mod tests {
         m.record("/query", 200, Duration::from_millis(30));
         m.record("/query", 503, Duration::from_secs(20));
         let text = m.render(&Databases::default());
-        assert!(text.contains("tarn_requests_total{route=\"/query\",status=\"200\"} 2"), "{text}");
-        assert!(text.contains("tarn_requests_total{route=\"/query\",status=\"503\"} 1"), "{text}");
+        assert!(
+            text.contains("tarn_requests_total{route=\"/query\",status=\"200\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("tarn_requests_total{route=\"/query\",status=\"503\"} 1"),
+            "{text}"
+        );
         assert!(
             text.contains("tarn_request_duration_seconds_bucket{route=\"/query\",le=\"0.005\"} 1"),
             "{text}"

@@ -10,10 +10,7 @@
 /// A component whose `handle` runs `body` (WAT instructions that leave the
 /// response pointer on the stack), with `sql` as the statement the helpers run.
 pub fn component(sql: &str, body: &str) -> String {
-    let escaped: String = sql
-        .bytes()
-        .map(|b| format!("\\{b:02x}"))
-        .collect();
+    let escaped: String = sql.bytes().map(|b| format!("\\{b:02x}")).collect();
     TEMPLATE
         .replace("{sql}", &escaped)
         .replace("{sql_len}", &sql.len().to_string())
@@ -23,17 +20,26 @@ pub fn component(sql: &str, body: &str) -> String {
 /// `handle` opens the database, begins a transaction, runs `sql` in it and
 /// then traps.
 pub fn trap_in_transaction(sql: &str) -> String {
-    component(sql, "(local.set $tx (call $begin (call $open))) (call $tx_exec (local.get $tx)) unreachable")
+    component(
+        sql,
+        "(local.set $tx (call $begin (call $open))) (call $tx_exec (local.get $tx)) unreachable",
+    )
 }
 
 /// `handle` begins a transaction, runs `sql` in it, then spins forever.
 pub fn loop_in_transaction(sql: &str) -> String {
-    component(sql, "(local.set $tx (call $begin (call $open))) (call $tx_exec (local.get $tx)) (loop (br 0)) unreachable")
+    component(
+        sql,
+        "(local.set $tx (call $begin (call $open))) (call $tx_exec (local.get $tx)) (loop (br 0)) unreachable",
+    )
 }
 
 /// `handle` begins a transaction, runs `sql`, and returns 200 leaving it open.
 pub fn return_in_transaction(sql: &str) -> String {
-    component(sql, "(local.set $tx (call $begin (call $open))) (call $tx_exec (local.get $tx)) (call $respond (i32.const 200))")
+    component(
+        sql,
+        "(local.set $tx (call $begin (call $open))) (call $tx_exec (local.get $tx)) (call $respond (i32.const 200))",
+    )
 }
 
 /// `handle` begins a transaction, runs `sql`, then grows memory until it fails.
@@ -52,7 +58,10 @@ pub fn handle_flood() -> String {
 
 /// `handle` runs `sql` outside a transaction and answers 200.
 pub fn execute(sql: &str) -> String {
-    component(sql, "(call $db_exec (call $open)) (call $respond (i32.const 200))")
+    component(
+        sql,
+        "(call $db_exec (call $open)) (call $respond (i32.const 200))",
+    )
 }
 
 const TEMPLATE: &str = r#"(component

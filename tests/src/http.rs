@@ -41,7 +41,12 @@ impl Reply {
 }
 
 /// Sends one request to `127.0.0.1:port` on a new connection.
-pub async fn send(port: u16, method: &str, path: &str, body: impl Into<Bytes>) -> std::io::Result<Reply> {
+pub async fn send(
+    port: u16,
+    method: &str,
+    path: &str,
+    body: impl Into<Bytes>,
+) -> std::io::Result<Reply> {
     send_with(port, method, path, &[], body).await
 }
 
@@ -68,7 +73,10 @@ pub async fn send_with(
     let req = req
         .body(Full::new(body.into()))
         .map_err(std::io::Error::other)?;
-    let res = sender.send_request(req).await.map_err(std::io::Error::other)?;
+    let res = sender
+        .send_request(req)
+        .await
+        .map_err(std::io::Error::other)?;
     let status = res.status().as_u16();
     let headers = res
         .headers()
@@ -82,7 +90,11 @@ pub async fn send_with(
         .map_err(std::io::Error::other)?
         .to_bytes()
         .to_vec();
-    Ok(Reply { status, headers, body })
+    Ok(Reply {
+        status,
+        headers,
+        body,
+    })
 }
 
 /// `GET path`.

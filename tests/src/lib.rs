@@ -7,8 +7,8 @@ pub mod http;
 pub mod invariants;
 pub mod load;
 pub mod postgres;
-pub mod sample;
 pub mod proxy;
+pub mod sample;
 pub mod tarn;
 
 use std::path::{Path, PathBuf};
@@ -76,7 +76,8 @@ impl TempDir {
         use std::sync::atomic::{AtomicU32, Ordering};
         static N: AtomicU32 = AtomicU32::new(0);
         let n = N.fetch_add(1, Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("tarn-test-{label}-{}-{n}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("tarn-test-{label}-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("create temp dir");
         TempDir(dir)
@@ -99,7 +100,11 @@ impl Drop for TempDir {
 pub fn unique_name(label: &str) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
     static N: AtomicU32 = AtomicU32::new(0);
-    format!("tarn-{label}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "tarn-{label}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// Prints one scenario's measured figures on a line of their own

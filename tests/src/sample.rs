@@ -38,7 +38,11 @@ pub fn guest(lang: &str) -> PathBuf {
 pub async fn check_endpoints(port: u16, wasm: &Path) {
     let what = wasm.display();
     let r = get(port, "/health").await;
-    assert_eq!((r.status, r.json()), (200, json!({"status": "ok"})), "{what}");
+    assert_eq!(
+        (r.status, r.json()),
+        (200, json!({"status": "ok"})),
+        "{what}"
+    );
 
     let r = get(port, "/health/db").await;
     assert_eq!(r.status, 200, "{what}: {}", r.text());
@@ -52,8 +56,19 @@ pub async fn check_endpoints(port: u16, wasm: &Path) {
 
     let r = get(port, "/pool/stats").await;
     assert_eq!(r.status, 200, "{what}: {}", r.text());
-    for key in ["size", "checked_in", "checked_out", "overflow", "total", "waiting"] {
-        assert!(r.json()[key].is_u64(), "{what}: {key} missing in {}", r.text());
+    for key in [
+        "size",
+        "checked_in",
+        "checked_out",
+        "overflow",
+        "total",
+        "waiting",
+    ] {
+        assert!(
+            r.json()[key].is_u64(),
+            "{what}: {key} missing in {}",
+            r.text()
+        );
     }
 
     let r = post_json(
@@ -67,20 +82,38 @@ pub async fn check_endpoints(port: u16, wasm: &Path) {
     assert_eq!(r.json()["rows"], json!([[12, "x", null]]), "{what}");
     assert_eq!(r.json()["row_count"], 1, "{what}");
 
-    let r = post_json(port, "/query", &json!({"sql": "select * from no_such_table"})).await;
+    let r = post_json(
+        port,
+        "/query",
+        &json!({"sql": "select * from no_such_table"}),
+    )
+    .await;
     assert_eq!(r.status, 400, "{what}: {}", r.text());
     assert_eq!(r.json()["code"], "42P01", "{what}");
-    let r = send(port, "POST", "/query", "{not json").await.expect("send");
+    let r = send(port, "POST", "/query", "{not json")
+        .await
+        .expect("send");
     assert_eq!(r.status, 400, "{what}: {}", r.text());
 
-    let r = post_json(port, "/notes", &json!({"title": "polyglot", "body": what.to_string()})).await;
+    let r = post_json(
+        port,
+        "/notes",
+        &json!({"title": "polyglot", "body": what.to_string()}),
+    )
+    .await;
     assert_eq!(r.status, 201, "{what}: {}", r.text());
     let id = r.json()["id"].as_i64().expect("id");
     let r = get(port, &format!("/notes/{id}")).await;
     assert_eq!(r.status, 200, "{what}: {}", r.text());
     assert_eq!(r.json()["title"], "polyglot", "{what}");
-    let r = send(port, "DELETE", &format!("/notes/{id}"), "").await.expect("send");
+    let r = send(port, "DELETE", &format!("/notes/{id}"), "")
+        .await
+        .expect("send");
     assert_eq!(r.status, 204, "{what}: {}", r.text());
-    assert_eq!(get(port, &format!("/notes/{id}")).await.status, 404, "{what}");
+    assert_eq!(
+        get(port, &format!("/notes/{id}")).await.status,
+        404,
+        "{what}"
+    );
     assert_eq!(get(port, "/nope").await.status, 404, "{what}");
 }

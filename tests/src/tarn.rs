@@ -61,7 +61,10 @@ pub struct Component<'a> {
 pub fn manifest_of(components: &[Component<'_>]) -> String {
     let mut text = String::from("spin_manifest_version = 2\n[application]\nname = \"test\"\n");
     for c in components {
-        text.push_str(&format!("[[trigger.http]]\nroute = \"{}\"\ncomponent = \"{}\"\n", c.route, c.id));
+        text.push_str(&format!(
+            "[[trigger.http]]\nroute = \"{}\"\ncomponent = \"{}\"\n",
+            c.route, c.id
+        ));
     }
     for c in components {
         text.push_str(&format!(
@@ -100,8 +103,13 @@ impl Tarn {
     pub fn start(options: Options) -> Tarn {
         let dir = TempDir::new("tarn");
         let manifest = dir.path().join("spin.toml");
-        std::fs::write(&manifest, options.manifest.replace("{dir}", &dir.path().display().to_string()))
-            .expect("write manifest");
+        std::fs::write(
+            &manifest,
+            options
+                .manifest
+                .replace("{dir}", &dir.path().display().to_string()),
+        )
+        .expect("write manifest");
         let config = dir.path().join("runtime-config.toml");
         let cache = format!("[runtime]\ncache_dir = \"{}\"\n", shared_cache().display());
         let config_text = if options.runtime_config.contains("[runtime]\n") {
@@ -109,8 +117,7 @@ impl Tarn {
         } else {
             format!("{cache}{}", options.runtime_config)
         };
-        std::fs::write(&config, config_text)
-        .expect("write runtime config");
+        std::fs::write(&config, config_text).expect("write runtime config");
         let port = free_port();
         let admin_port = free_port();
         let mut cmd = Command::new(tarn_binary());
@@ -157,7 +164,10 @@ impl Tarn {
             }
             if let Ok(Some(status)) = child.try_wait() {
                 std::thread::sleep(Duration::from_millis(100));
-                panic!("tarn exited ({status}) before serving:\n{}", log.lock().unwrap());
+                panic!(
+                    "tarn exited ({status}) before serving:\n{}",
+                    log.lock().unwrap()
+                );
             }
             if started.elapsed() > Duration::from_secs(120) {
                 let _ = child.kill();
@@ -224,7 +234,10 @@ pub fn rss_kib(pid: u32) -> Option<u64> {
 }
 
 fn signal(pid: u32, sig: &str) {
-    let _ = Command::new("kill").arg(format!("-{sig}")).arg(pid.to_string()).status();
+    let _ = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status();
 }
 
 /// A compiled-component cache shared by the tests of one run, so each

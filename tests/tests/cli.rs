@@ -61,17 +61,36 @@ fn help_explains_every_option_and_its_default() {
 fn bad_settings_name_the_key_and_value() {
     let dir = TempDir::new("badcfg");
     std::fs::write(dir.path().join("spin.toml"), manifest(rust_guest(), "")).unwrap();
-    let out = tarn(&["check", "--pool-size", "0", "--database-url", "postgres://postgres@127.0.0.1/postgres"], dir.path());
+    let out = tarn(
+        &[
+            "check",
+            "--pool-size",
+            "0",
+            "--database-url",
+            "postgres://postgres@127.0.0.1/postgres",
+        ],
+        dir.path(),
+    );
     assert!(!out.status.success());
     let err = stderr(&out);
     assert!(err.contains("TARN_POOL_SIZE") && err.contains('0'), "{err}");
 
-    std::fs::write(dir.path().join("rc.toml"), "[database.default]\nmax_overflow = -2\n").unwrap();
+    std::fs::write(
+        dir.path().join("rc.toml"),
+        "[database.default]\nmax_overflow = -2\n",
+    )
+    .unwrap();
     let out = tarn(&["check", "--runtime-config", "rc.toml"], dir.path());
     let err = stderr(&out);
-    assert!(err.contains("database.default.max_overflow") && err.contains("-2"), "{err}");
+    assert!(
+        err.contains("database.default.max_overflow") && err.contains("-2"),
+        "{err}"
+    );
 
-    let out = tarn(&["check", "--database-url", "postgres://u:hunter2@h:nope/db"], dir.path());
+    let out = tarn(
+        &["check", "--database-url", "postgres://u:hunter2@h:nope/db"],
+        dir.path(),
+    );
     let err = stderr(&out);
     assert!(!out.status.success());
     assert!(!err.contains("hunter2"), "password leaked: {err}");
@@ -85,7 +104,14 @@ fn bad_manifest_names_the_line() {
         "spin_manifest_version = 2\n[application]\nname = \"x\"\n[[trigger.http]]\nroute = \"/...\"\ncomponent = \"nope\"\n",
     )
     .unwrap();
-    let out = tarn(&["check", "--database-url", "postgres://postgres@127.0.0.1/postgres"], dir.path());
+    let out = tarn(
+        &[
+            "check",
+            "--database-url",
+            "postgres://postgres@127.0.0.1/postgres",
+        ],
+        dir.path(),
+    );
     assert!(!out.status.success());
     let err = stderr(&out);
     assert!(err.contains("spin.toml:6"), "{err}");
@@ -95,8 +121,19 @@ fn bad_manifest_names_the_line() {
 #[test]
 fn missing_component_is_a_clear_error() {
     let dir = TempDir::new("missing");
-    std::fs::write(dir.path().join("spin.toml"), manifest(&dir.path().join("absent.wasm"), "")).unwrap();
-    let out = tarn(&["check", "--database-url", "postgres://postgres@127.0.0.1/postgres"], dir.path());
+    std::fs::write(
+        dir.path().join("spin.toml"),
+        manifest(&dir.path().join("absent.wasm"), ""),
+    )
+    .unwrap();
+    let out = tarn(
+        &[
+            "check",
+            "--database-url",
+            "postgres://postgres@127.0.0.1/postgres",
+        ],
+        dir.path(),
+    );
     assert!(!out.status.success());
     let err = stderr(&out);
     assert!(err.contains("absent.wasm"), "{err}");
@@ -108,7 +145,16 @@ fn database_down_at_start_fails_fast_naming_the_host() {
     std::fs::write(dir.path().join("spin.toml"), manifest(rust_guest(), "")).unwrap();
     // Nothing listens on port 1.
     let out = tarn(
-        &["up", "--no-build", "--database-url", "postgres://postgres:pw@127.0.0.1:1/postgres", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"],
+        &[
+            "up",
+            "--no-build",
+            "--database-url",
+            "postgres://postgres:pw@127.0.0.1:1/postgres",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+        ],
         dir.path(),
     );
     assert!(!out.status.success());
@@ -121,7 +167,14 @@ fn database_down_at_start_fails_fast_naming_the_host() {
 fn check_reports_databases_and_components() {
     let dir = TempDir::new("check");
     std::fs::write(dir.path().join("spin.toml"), manifest(rust_guest(), "")).unwrap();
-    let out = tarn(&["check", "--database-url", "postgres://postgres@127.0.0.1:5432/postgres"], dir.path());
+    let out = tarn(
+        &[
+            "check",
+            "--database-url",
+            "postgres://postgres@127.0.0.1:5432/postgres",
+        ],
+        dir.path(),
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("reachable"), "{text}");
@@ -142,7 +195,10 @@ fn build_runs_the_build_command_and_explains_failures() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(wasm.exists());
 
-    let failing = format!("{}[component.app.build]\ncommand = \"exit 3\"\n", manifest(&wasm, ""));
+    let failing = format!(
+        "{}[component.app.build]\ncommand = \"exit 3\"\n",
+        manifest(&wasm, "")
+    );
     std::fs::write(dir.path().join("spin.toml"), failing).unwrap();
     let out = tarn(&["build"], dir.path());
     assert!(!out.status.success());
@@ -156,7 +212,9 @@ async fn lazy_init_opens_no_connection_until_first_use() {
     let tarn = Tarn::start(Options {
         manifest: manifest(rust_guest(), ""),
         runtime_config: String::new(),
-        database_url: Some(format!("postgres://postgres@127.0.0.1:5432/postgres?application_name={app}")),
+        database_url: Some(format!(
+            "postgres://postgres@127.0.0.1:5432/postgres?application_name={app}"
+        )),
         args: vec!["--lazy-init".into(), "true".into()],
         env: vec![],
     });
@@ -175,10 +233,20 @@ async fn without_a_url_tarn_up_starts_a_private_postgres() {
         args: vec![],
         env: vec![],
     });
-    assert!(tarn.log().contains("started a private PostgreSQL at postgres://"), "{}", tarn.log());
+    assert!(
+        tarn.log()
+            .contains("started a private PostgreSQL at postgres://"),
+        "{}",
+        tarn.log()
+    );
     let r = get(tarn.port, "/health/db").await;
     assert_eq!(r.status, 200, "{}", r.text());
-    let r = tarn_tests::http::post_json(tarn.port, "/notes", &serde_json::json!({"title": "t", "body": "b"})).await;
+    let r = tarn_tests::http::post_json(
+        tarn.port,
+        "/notes",
+        &serde_json::json!({"title": "t", "body": "b"}),
+    )
+    .await;
     assert_eq!(r.status, 201, "{}", r.text());
 }
 
@@ -195,5 +263,9 @@ async fn restarts_load_components_from_the_cache() {
     };
     drop(start());
     let tarn = start();
-    assert!(tarn.wait_for_log("origin=Cache", Duration::from_secs(2)), "{}", tarn.log());
+    assert!(
+        tarn.wait_for_log("origin=Cache", Duration::from_secs(2)),
+        "{}",
+        tarn.log()
+    );
 }

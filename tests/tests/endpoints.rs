@@ -29,7 +29,11 @@ async fn health_config_and_stats() {
     let app = unique_name("endpoints");
     let tarn = start(&app, "", "");
     let observer = connect(MACHINE_URL).await;
-    assert_eq!(connections(&observer, &app).await, 5, "eager init opens pool_size");
+    assert_eq!(
+        connections(&observer, &app).await,
+        5,
+        "eager init opens pool_size"
+    );
 
     let r = get(tarn.port, "/health").await;
     assert_eq!((r.status, r.json()), (200, json!({"status": "ok"})));
@@ -55,7 +59,14 @@ async fn health_config_and_stats() {
     let r = get(tarn.port, "/pool/stats").await;
     assert_eq!(r.status, 200);
     let stats = r.json();
-    for key in ["size", "checked_in", "checked_out", "overflow", "total", "waiting"] {
+    for key in [
+        "size",
+        "checked_in",
+        "checked_out",
+        "overflow",
+        "total",
+        "waiting",
+    ] {
         assert!(stats[key].is_u64(), "{key} missing in {stats}");
     }
     assert_eq!(stats["size"], 5);
@@ -63,11 +74,20 @@ async fn health_config_and_stats() {
     assert_eq!(stats["overflow"], 0);
 
     let metrics = get(tarn.admin_port, "/metrics").await.text();
-    assert!(metrics.contains("tarn_pool_total{database=\"default\"} 5"), "{metrics}");
-    assert!(metrics.contains("tarn_requests_total{route=\"/...\",status=\"200\"}"), "{metrics}");
+    assert!(
+        metrics.contains("tarn_pool_total{database=\"default\"} 5"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("tarn_requests_total{route=\"/...\",status=\"200\"}"),
+        "{metrics}"
+    );
     assert_eq!(get(tarn.admin_port, "/readyz").await.status, 200);
     assert_eq!(get(tarn.admin_port, "/livez").await.status, 200);
-    assert!(!tarn.log().contains(PASSWORD), "the password reached the log");
+    assert!(
+        !tarn.log().contains(PASSWORD),
+        "the password reached the log"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -87,28 +107,59 @@ async fn query_endpoint() {
     assert_eq!(body["row_count"], 1);
 
     // An empty result still names its columns.
-    let r = post_json(tarn.port, "/query", &json!({"sql": "select 1 as a where false"})).await;
+    let r = post_json(
+        tarn.port,
+        "/query",
+        &json!({"sql": "select 1 as a where false"}),
+    )
+    .await;
     assert_eq!(r.json()["columns"], json!(["a"]), "{}", r.text());
 
     // SQL errors carry the SQLSTATE.
-    let r = post_json(tarn.port, "/query", &json!({"sql": "select * from no_such_table"})).await;
+    let r = post_json(
+        tarn.port,
+        "/query",
+        &json!({"sql": "select * from no_such_table"}),
+    )
+    .await;
     assert_eq!(r.status, 400, "{}", r.text());
     assert_eq!(r.json()["code"], "42P01");
-    assert_eq!(r.json()["request_id"].as_str(), r.header("x-request-id"), "error bodies carry the request id");
+    assert_eq!(
+        r.json()["request_id"].as_str(),
+        r.header("x-request-id"),
+        "error bodies carry the request id"
+    );
 
     // The endpoint cannot write.
-    let r = post_json(tarn.port, "/query", &json!({"sql": "create table query_endpoint_t (a int)"})).await;
+    let r = post_json(
+        tarn.port,
+        "/query",
+        &json!({"sql": "create table query_endpoint_t (a int)"}),
+    )
+    .await;
     assert_eq!(r.status, 400, "{}", r.text());
     assert_eq!(r.json()["code"], "25006");
 
     // Bad input.
-    let r = send_with(tarn.port, "POST", "/query", &[], "{not json").await.unwrap();
+    let r = send_with(tarn.port, "POST", "/query", &[], "{not json")
+        .await
+        .unwrap();
     assert_eq!(r.status, 400, "{}", r.text());
     let r = post_json(tarn.port, "/query", &json!({"params": []})).await;
     assert_eq!(r.status, 400, "{}", r.text());
-    let r = post_json(tarn.port, "/query", &json!({"sql": "select $1::int", "params": ["x"]})).await;
+    let r = post_json(
+        tarn.port,
+        "/query",
+        &json!({"sql": "select $1::int", "params": ["x"]}),
+    )
+    .await;
     assert_eq!(r.status, 400, "{}", r.text());
-    let r = post_json(tarn.port, "/query", &json!({"sql": "select $1::int, $2::int", "params": [1]})).await;
+    let r = post_json(
+        tarn.port,
+        "/query",
+        &json!({"sql": "select $1::int, $2::int", "params": [1]}),
+    )
+    .await;
     assert_eq!(r.status, 400, "{}", r.text());
     let r = post_json(tarn.port, "/query", &json!({"sql": "begin"})).await;
     assert_eq!(r.status, 403, "{}", r.text());
@@ -122,7 +173,12 @@ async fn query_endpoint() {
 async fn notes_round_trip() {
     let app = unique_name("notes");
     let tarn = start(&app, "", "");
-    let r = post_json(tarn.port, "/notes", &json!({"title": "hello", "body": "world"})).await;
+    let r = post_json(
+        tarn.port,
+        "/notes",
+        &json!({"title": "hello", "body": "world"}),
+    )
+    .await;
     assert_eq!(r.status, 201, "{}", r.text());
     let note = r.json();
     let id = note["id"].as_i64().expect("id");
@@ -139,7 +195,9 @@ async fn notes_round_trip() {
     let list = get(tarn.port, "/notes").await;
     assert_eq!(list.status, 200, "{}", list.text());
 
-    let r = send_with(tarn.port, "DELETE", &format!("/notes/{id}"), &[], "").await.unwrap();
+    let r = send_with(tarn.port, "DELETE", &format!("/notes/{id}"), &[], "")
+        .await
+        .unwrap();
     assert_eq!(r.status, 204, "{}", r.text());
     assert_eq!(get(tarn.port, &format!("/notes/{id}")).await.status, 404);
 
@@ -151,12 +209,16 @@ async fn notes_round_trip() {
 async fn bad_requests_get_clear_errors() {
     let app = unique_name("bad");
     let tarn = start(&app, "[http]\nmax_body_kb = 1\n", "");
-    let r = send_with(tarn.port, "POST", "/query", &[], vec![b'x'; 4096]).await.unwrap();
+    let r = send_with(tarn.port, "POST", "/query", &[], vec![b'x'; 4096])
+        .await
+        .unwrap();
     assert_eq!(r.status, 413, "{}", r.text());
     assert!(r.json()["request_id"].is_string());
     let r = get(tarn.port, "/no/such/endpoint").await;
     assert_eq!(r.status, 404);
-    let r = send_with(tarn.port, "PUT", "/health", &[], "").await.unwrap();
+    let r = send_with(tarn.port, "PUT", "/health", &[], "")
+        .await
+        .unwrap();
     assert_eq!(r.status, 405, "{}", r.text());
 }
 
@@ -206,7 +268,11 @@ async fn graceful_shutdown_finishes_in_flight_requests() {
     let mut tarn = start(&app, "", "");
     let port = tarn.port;
     let in_flight: Vec<_> = (0..3)
-        .map(|_| tokio::spawn(async move { post_json(port, "/query", &json!({"sql": "select pg_sleep(1)"})).await }))
+        .map(|_| {
+            tokio::spawn(async move {
+                post_json(port, "/query", &json!({"sql": "select pg_sleep(1)"})).await
+            })
+        })
         .collect();
     tokio::time::sleep(Duration::from_millis(300)).await;
     let exited = tokio::task::spawn_blocking(move || {
@@ -220,7 +286,11 @@ async fn graceful_shutdown_finishes_in_flight_requests() {
     let (ok, tarn) = exited.await.unwrap();
     assert_eq!(ok, Some(true), "tarn did not exit cleanly:\n{}", tarn.log());
     let observer = connect(MACHINE_URL).await;
-    assert_eq!(connections(&observer, &app).await, 0, "pools closed on shutdown");
+    assert_eq!(
+        connections(&observer, &app).await,
+        0,
+        "pools closed on shutdown"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -230,7 +300,9 @@ async fn admin_reconnect_replaces_the_connections() {
     let observer = connect(MACHINE_URL).await;
     let before = pids(&observer, &app).await;
     assert_eq!(before.len(), 5);
-    let r = send_with(tarn.admin_port, "POST", "/reconnect", &[], "").await.unwrap();
+    let r = send_with(tarn.admin_port, "POST", "/reconnect", &[], "")
+        .await
+        .unwrap();
     assert_eq!(r.status, 200, "{}", r.text());
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     loop {
@@ -238,7 +310,10 @@ async fn admin_reconnect_replaces_the_connections() {
         if after.len() == 5 && after.iter().all(|p| !before.contains(p)) {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "before {before:?}, after {after:?}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "before {before:?}, after {after:?}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(get(tarn.port, "/health/db").await.status, 200);

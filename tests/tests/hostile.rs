@@ -42,7 +42,9 @@ databases = ["default"]
     let tarn = Tarn::start(Options {
         manifest,
         runtime_config: "[runtime]\nmax_handles = 100\n".into(),
-        database_url: Some(format!("postgres://postgres@127.0.0.1:5432/postgres?application_name={app}")),
+        database_url: Some(format!(
+            "postgres://postgres@127.0.0.1:5432/postgres?application_name={app}"
+        )),
         args: vec![],
         env: vec![],
     });
@@ -83,7 +85,11 @@ async fn assert_clean(tarn: &Tarn, observer: &tokio_postgres::Client, app: &str,
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(marks(observer, tag).await, 0, "the hostile write was not rolled back");
+    assert_eq!(
+        marks(observer, tag).await,
+        0,
+        "the hostile write was not rolled back"
+    );
     let r = post_json(tarn.port, "/query", &json!({"sql": "select 1 as one"})).await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["rows"], json!([[1]]));
@@ -108,11 +114,19 @@ async fn trap_while_holding_a_transaction() {
 async fn infinite_loop_is_stopped_by_the_cpu_limit() {
     let observer = marks_table().await;
     let app = unique_name("loop");
-    let (tarn, _dir) = start(&app, &hostile::loop_in_transaction(&insert(&app)), "cpu_ms = 200");
+    let (tarn, _dir) = start(
+        &app,
+        &hostile::loop_in_transaction(&insert(&app)),
+        "cpu_ms = 200",
+    );
     let started = Instant::now();
     let r = get(tarn.port, "/hostile/x").await;
     assert_eq!(r.status, 504, "{}", r.text());
-    assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
     assert_clean(&tarn, &observer, &app, &app).await;
 }
 
@@ -120,10 +134,18 @@ async fn infinite_loop_is_stopped_by_the_cpu_limit() {
 async fn memory_bomb_is_stopped_by_the_memory_limit() {
     let observer = marks_table().await;
     let app = unique_name("membomb");
-    let (tarn, _dir) = start(&app, &hostile::memory_bomb_in_transaction(&insert(&app)), "memory_mb = 16");
+    let (tarn, _dir) = start(
+        &app,
+        &hostile::memory_bomb_in_transaction(&insert(&app)),
+        "memory_mb = 16",
+    );
     let r = get(tarn.port, "/hostile/x").await;
     assert_eq!(r.status, 500, "{}", r.text());
-    assert!(tarn.wait_for_log("memory limit", Duration::from_secs(2)), "{}", tarn.log());
+    assert!(
+        tarn.wait_for_log("memory limit", Duration::from_secs(2)),
+        "{}",
+        tarn.log()
+    );
     assert_clean(&tarn, &observer, &app, &app).await;
 }
 
@@ -151,7 +173,11 @@ async fn handle_flood_hits_the_handle_cap() {
 async fn running_statement_is_cancelled_at_the_deadline() {
     let observer = marks_table().await;
     let app = unique_name("cancel");
-    let (tarn, _dir) = start(&app, &hostile::execute("select pg_sleep(30)"), "timeout_ms = 500");
+    let (tarn, _dir) = start(
+        &app,
+        &hostile::execute("select pg_sleep(30)"),
+        "timeout_ms = 500",
+    );
     let started = Instant::now();
     let r = get(tarn.port, "/hostile/x").await;
     // The host answers the guest's call with `timeout` at the deadline; this
@@ -160,7 +186,10 @@ async fn running_statement_is_cancelled_at_the_deadline() {
     assert!(started.elapsed() < Duration::from_secs(3));
     let deadline = Instant::now() + Duration::from_secs(3);
     while active(&observer, &app).await > 0 {
-        assert!(Instant::now() < deadline, "the statement kept running on the server");
+        assert!(
+            Instant::now() < deadline,
+            "the statement kept running on the server"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_clean(&tarn, &observer, &app, "never-written").await;

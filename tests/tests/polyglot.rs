@@ -11,7 +11,9 @@ async fn serve_and_check(wasm: &std::path::Path) {
     let tarn = Tarn::start(Options {
         manifest: manifest(wasm, ""),
         runtime_config: String::new(),
-        database_url: Some(format!("postgres://postgres@127.0.0.1:5432/postgres?application_name={app}")),
+        database_url: Some(format!(
+            "postgres://postgres@127.0.0.1:5432/postgres?application_name={app}"
+        )),
         args: vec![],
         env: vec![],
     });

@@ -252,7 +252,9 @@ impl DbContext {
     async fn lease(&self, db: &Database) -> Result<Lease, Error> {
         let quota = match &self.grants.quota {
             Some(sem) => {
-                let wait_until = self.deadline.min(Instant::now() + db.pool.config().pool_timeout);
+                let wait_until = self
+                    .deadline
+                    .min(Instant::now() + db.pool.config().pool_timeout);
                 match tokio::time::timeout_at(wait_until, sem.clone().acquire_owned()).await {
                     Ok(Ok(permit)) => Some(permit),
                     Ok(Err(_)) => return Err(Error::ConnectionFailed("quota closed".into())),
@@ -272,7 +274,9 @@ impl DbContext {
             }
             None => None,
         };
-        let mut conn = self.bounded(async { db.pool.get().await.map_err(pool_error) }).await?;
+        let mut conn = self
+            .bounded(async { db.pool.get().await.map_err(pool_error) })
+            .await?;
         if db.session_reset == SessionReset::Always {
             // Whatever the guest runs, the connection is reset (DISCARD ALL)
             // before it is lent again: session state changed inside a
@@ -308,8 +312,10 @@ async fn execute(conn: &mut PooledConnection, sql: &str, params: Vec<Value>) -> 
     let effect = classify(sql).map_err(not_allowed)?;
     let params = convert(params)?;
     mark(conn, effect);
-    let typed: Vec<(&(dyn ToSql + Sync), _)> =
-        params.iter().map(|p| (p as &(dyn ToSql + Sync), p.pg_type())).collect();
+    let typed: Vec<(&(dyn ToSql + Sync), _)> = params
+        .iter()
+        .map(|p| (p as &(dyn ToSql + Sync), p.pg_type()))
+        .collect();
     let affected = conn.execute_typed(sql, &typed).await;
     match affected {
         Ok(n) => {
@@ -402,7 +408,11 @@ fn begin_sql(options: &TransactionOptions) -> String {
         IsolationLevel::RepeatableRead => "REPEATABLE READ",
         IsolationLevel::Serializable => "SERIALIZABLE",
     };
-    let access = if options.read_only { "READ ONLY" } else { "READ WRITE" };
+    let access = if options.read_only {
+        "READ ONLY"
+    } else {
+        "READ WRITE"
+    };
     let mut sql = format!("BEGIN ISOLATION LEVEL {isolation} {access}");
     if let Some(ms) = options.statement_timeout_ms {
         sql.push_str(&format!("; SET LOCAL statement_timeout = {ms}"));
@@ -454,7 +464,8 @@ impl DbView<'_> {
             return Ok(Err(Error::QueryFailed(DbError {
                 code: "25P02".into(),
                 severity: "ERROR".into(),
-                message: "the transaction was aborted by an earlier error and has been rolled back".into(),
+                message: "the transaction was aborted by an earlier error and has been rolled back"
+                    .into(),
                 detail: None,
                 hint: None,
             })));
@@ -480,7 +491,10 @@ impl Host for DbView<'_> {}
 impl types::Host for DbView<'_> {}
 
 impl HostDatabase for DbView<'_> {
-    async fn open(&mut self, name: String) -> wasmtime::Result<Result<Resource<DatabaseHandle>, Error>> {
+    async fn open(
+        &mut self,
+        name: String,
+    ) -> wasmtime::Result<Result<Resource<DatabaseHandle>, Error>> {
         if !self.ctx.grants.allows(&name) {
             tracing::warn!(
                 component = %self.ctx.component,
@@ -492,7 +506,9 @@ impl HostDatabase for DbView<'_> {
             ))));
         }
         let Some(db) = self.ctx.databases.get(&name).cloned() else {
-            return Ok(Err(Error::NotAllowed(format!("no database named `{name}` is configured"))));
+            return Ok(Err(Error::NotAllowed(format!(
+                "no database named `{name}` is configured"
+            ))));
         };
         Ok(Ok(self.table.push(DatabaseHandle { db })?))
     }
@@ -583,7 +599,10 @@ impl HostDatabase for DbView<'_> {
         })
     }
 
-    async fn pool_stats(&mut self, handle: Resource<DatabaseHandle>) -> wasmtime::Result<PoolStats> {
+    async fn pool_stats(
+        &mut self,
+        handle: Resource<DatabaseHandle>,
+    ) -> wasmtime::Result<PoolStats> {
         let s = self.database(&handle)?.pool.stats();
         Ok(PoolStats {
             size: s.size as u32,
@@ -595,7 +614,10 @@ impl HostDatabase for DbView<'_> {
         })
     }
 
-    async fn pool_config(&mut self, handle: Resource<DatabaseHandle>) -> wasmtime::Result<PoolConfig> {
+    async fn pool_config(
+        &mut self,
+        handle: Resource<DatabaseHandle>,
+    ) -> wasmtime::Result<PoolConfig> {
         let db = self.database(&handle)?;
         let c = db.pool.config();
         Ok(PoolConfig {
@@ -642,11 +664,17 @@ impl HostTransaction for DbView<'_> {
         .await
     }
 
-    async fn commit(&mut self, tx: Resource<TransactionHandle>) -> wasmtime::Result<Result<(), Error>> {
+    async fn commit(
+        &mut self,
+        tx: Resource<TransactionHandle>,
+    ) -> wasmtime::Result<Result<(), Error>> {
         self.end_transaction(tx, true).await
     }
 
-    async fn rollback(&mut self, tx: Resource<TransactionHandle>) -> wasmtime::Result<Result<(), Error>> {
+    async fn rollback(
+        &mut self,
+        tx: Resource<TransactionHandle>,
+    ) -> wasmtime::Result<Result<(), Error>> {
         self.end_transaction(tx, false).await
     }
 
@@ -679,7 +707,10 @@ mod tests {
     fn messages_carry_their_sources_once() {
         let server = layer("FATAL: sorry, too many clients already", None);
         let driver = layer("db error", Some(server));
-        let pool = layer("cannot connect to PostgreSQL at h:1: db error", Some(driver));
+        let pool = layer(
+            "cannot connect to PostgreSQL at h:1: db error",
+            Some(driver),
+        );
         assert_eq!(
             with_sources(&pool),
             "cannot connect to PostgreSQL at h:1: db error: FATAL: sorry, too many clients already"

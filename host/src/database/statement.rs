@@ -35,7 +35,14 @@ const PLAIN: &[&str] = &[
 
 /// Leading keywords that start, end or nest transactions.
 const TRANSACTION: &[&str] = &[
-    "BEGIN", "START", "COMMIT", "END", "ROLLBACK", "ABORT", "SAVEPOINT", "RELEASE",
+    "BEGIN",
+    "START",
+    "COMMIT",
+    "END",
+    "ROLLBACK",
+    "ABORT",
+    "SAVEPOINT",
+    "RELEASE",
 ];
 
 /// Words that reveal session state inside an otherwise plain statement:
@@ -47,8 +54,8 @@ pub fn classify(sql: &str) -> Result<Effect, TransactionControl> {
     let mut words = keywords(sql);
     let first = words.next().unwrap_or_default().to_ascii_uppercase();
     let second = words.next().unwrap_or_default().to_ascii_uppercase();
-    let is_txn = TRANSACTION.contains(&first.as_str())
-        || (first == "PREPARE" && second == "TRANSACTION");
+    let is_txn =
+        TRANSACTION.contains(&first.as_str()) || (first == "PREPARE" && second == "TRANSACTION");
     if is_txn {
         return Err(TransactionControl { keyword: first });
     }

@@ -60,7 +60,9 @@ fn inferred() -> Type {
 impl Param {
     /// Converts a guest value, checking what PostgreSQL would not.
     pub fn from_value(index: usize, value: Value) -> Result<Param, String> {
-        let bad = |what: &str, detail: String| format!("parameter ${}: invalid {what}: {detail}", index + 1);
+        let bad = |what: &str, detail: String| {
+            format!("parameter ${}: invalid {what}: {detail}", index + 1)
+        };
         Ok(match value {
             Value::Null => Param::Null,
             Value::Boolean(v) => Param::Bool(v),
@@ -72,14 +74,14 @@ impl Param {
             Value::Text(v) => Param::Text(v),
             Value::Bytes(v) => Param::Bytes(v),
             Value::Json(v) => Param::Json(v),
-            Value::Uuid(v) => {
-                Param::Uuid(uuid::Uuid::parse_str(&v).map_err(|e| bad("uuid", format!("{v:?}: {e}")))?)
-            }
+            Value::Uuid(v) => Param::Uuid(
+                uuid::Uuid::parse_str(&v).map_err(|e| bad("uuid", format!("{v:?}: {e}")))?,
+            ),
             Value::Date(d) => Param::Date(date(d).ok_or_else(|| bad("date", format!("{d:?}")))?),
             Value::Time(t) => Param::Time(time(t).ok_or_else(|| bad("time", format!("{t:?}")))?),
-            Value::Timestamp(ts) => Param::Timestamp(
-                timestamp(ts).ok_or_else(|| bad("timestamp", format!("{ts:?}")))?,
-            ),
+            Value::Timestamp(ts) => {
+                Param::Timestamp(timestamp(ts).ok_or_else(|| bad("timestamp", format!("{ts:?}")))?)
+            }
             Value::Timestamptz(ts) => Param::Timestamptz(
                 timestamp(ts)
                     .ok_or_else(|| bad("timestamptz", format!("{ts:?}")))?
@@ -160,7 +162,12 @@ fn date(d: Date) -> Option<NaiveDate> {
 }
 
 fn time(t: Time) -> Option<NaiveTime> {
-    NaiveTime::from_hms_micro_opt(t.hour.into(), t.minute.into(), t.second.into(), t.microsecond)
+    NaiveTime::from_hms_micro_opt(
+        t.hour.into(),
+        t.minute.into(),
+        t.second.into(),
+        t.microsecond,
+    )
 }
 
 fn timestamp(ts: Timestamp) -> Option<NaiveDateTime> {
@@ -247,7 +254,10 @@ pub fn decode_row(row: &Row, cols: &[Column]) -> Result<(Vec<Value>, usize), Str
     let mut size = 0;
     for (i, col) in cols.iter().enumerate() {
         let value = decode(row, i, col).map_err(|e| {
-            format!("cannot decode column `{}` ({}): {e}", col.name, col.type_name)
+            format!(
+                "cannot decode column `{}` ({}): {e}",
+                col.name, col.type_name
+            )
         })?;
         size += 16
             + match &value {
@@ -292,8 +302,9 @@ fn decode(row: &Row, i: usize, col: &Column) -> Result<Value, BoxError> {
         DataType::Timestamp => {
             get::<NaiveDateTime>(row, i)?.map(|t| Value::Timestamp(to_timestamp(t)))
         }
-        DataType::Timestamptz => get::<DateTime<Utc>>(row, i)?
-            .map(|t| Value::Timestamptz(to_timestamp(t.naive_utc()))),
+        DataType::Timestamptz => {
+            get::<DateTime<Utc>>(row, i)?.map(|t| Value::Timestamptz(to_timestamp(t.naive_utc())))
+        }
         DataType::Numeric => get::<Raw>(row, i)?
             .map(|r| numeric_to_string(r.0))
             .transpose()?
@@ -411,19 +422,34 @@ mod tests {
     #[test]
     fn numeric_text_is_exact() {
         assert_eq!(numeric_to_string(&numeric(0, 0, 0, 0, &[])).unwrap(), "0");
-        assert_eq!(numeric_to_string(&numeric(1, 0, 0, 0, &[12])).unwrap(), "12");
+        assert_eq!(
+            numeric_to_string(&numeric(1, 0, 0, 0, &[12])).unwrap(),
+            "12"
+        );
         // 12.50
-        assert_eq!(numeric_to_string(&numeric(2, 0, 0, 2, &[12, 5000])).unwrap(), "12.50");
+        assert_eq!(
+            numeric_to_string(&numeric(2, 0, 0, 2, &[12, 5000])).unwrap(),
+            "12.50"
+        );
         // -1234567.0001
         assert_eq!(
             numeric_to_string(&numeric(3, 1, 0x4000, 4, &[123, 4567, 1])).unwrap(),
             "-1234567.0001"
         );
         // 0.000012
-        assert_eq!(numeric_to_string(&numeric(1, -2, 0, 6, &[1200])).unwrap(), "0.000012");
+        assert_eq!(
+            numeric_to_string(&numeric(1, -2, 0, 6, &[1200])).unwrap(),
+            "0.000012"
+        );
         // 10000 (trailing zero groups are not sent)
-        assert_eq!(numeric_to_string(&numeric(1, 1, 0, 0, &[1])).unwrap(), "10000");
-        assert_eq!(numeric_to_string(&numeric(0, 0, 0xC000, 0, &[])).unwrap(), "NaN");
+        assert_eq!(
+            numeric_to_string(&numeric(1, 1, 0, 0, &[1])).unwrap(),
+            "10000"
+        );
+        assert_eq!(
+            numeric_to_string(&numeric(0, 0, 0xC000, 0, &[])).unwrap(),
+            "NaN"
+        );
         assert!(numeric_to_string(&[0, 1]).is_err());
     }
 

@@ -14,9 +14,15 @@ use crate::metrics::RequestMetrics;
 const READY_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Handles one admin request.
-pub async fn handle(req: Request<Incoming>, databases: &Databases, metrics: &RequestMetrics) -> Response<Body> {
+pub async fn handle(
+    req: Request<Incoming>,
+    databases: &Databases,
+    metrics: &RequestMetrics,
+) -> Response<Body> {
     match (req.method(), req.uri().path()) {
-        (&Method::GET, "/livez" | "/healthz") => reply::text(StatusCode::OK, "ok\n".into(), "text/plain"),
+        (&Method::GET, "/livez" | "/healthz") => {
+            reply::text(StatusCode::OK, "ok\n".into(), "text/plain")
+        }
         (&Method::GET, "/readyz") => readiness(databases).await,
         (&Method::GET, "/metrics") => reply::text(
             StatusCode::OK,
@@ -44,7 +50,11 @@ async fn reconnect(databases: &Databases) -> Response<Body> {
         .into_iter()
         .map(|db| (db.name.clone(), serde_json::json!(db.pool.stats())))
         .collect();
-    reply::text(StatusCode::OK, serde_json::Value::Object(stats).to_string(), "application/json")
+    reply::text(
+        StatusCode::OK,
+        serde_json::Value::Object(stats).to_string(),
+        "application/json",
+    )
 }
 
 /// Ready when every eagerly initialised pool is warm and every database
@@ -66,7 +76,11 @@ async fn readiness(databases: &Databases) -> Response<Body> {
             serde_json::json!({ "warm": warm, "reachable": reachable, "stats": stats }),
         );
     }
-    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     let body = serde_json::json!({ "ready": ready, "databases": report });
     reply::text(status, body.to_string(), "application/json")
 }

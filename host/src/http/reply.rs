@@ -32,12 +32,14 @@ pub fn error(status: StatusCode, message: &str, request_id: &str) -> Response<Bo
 
 /// Converts a guest's response; `Err` names what is invalid in it.
 pub fn from_guest(guest: handler::Response, request_id: &str) -> Result<Response<Body>, String> {
-    let status = StatusCode::from_u16(guest.status).map_err(|_| format!("status {}", guest.status))?;
+    let status =
+        StatusCode::from_u16(guest.status).map_err(|_| format!("status {}", guest.status))?;
     let mut response = Response::new(Full::new(Bytes::from(guest.body)));
     *response.status_mut() = status;
     let headers = response.headers_mut();
     for (name, value) in guest.headers {
-        let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| format!("header name {name:?}"))?;
+        let name =
+            HeaderName::from_bytes(name.as_bytes()).map_err(|_| format!("header name {name:?}"))?;
         let value = HeaderValue::from_str(&value).map_err(|_| format!("value of header {name}"))?;
         headers.append(name, value);
     }

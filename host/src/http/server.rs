@@ -83,14 +83,33 @@ impl App {
         let (response, route) = self.dispatch(req, seq, &request_id).await;
         let status = response.status().as_u16();
         let latency = started.elapsed();
-        self.metrics.record(route.as_deref().unwrap_or("(unmatched)"), status, latency);
-        tracing::debug!(request_id, path, status, latency_us = latency.as_micros() as u64, "request");
+        self.metrics
+            .record(route.as_deref().unwrap_or("(unmatched)"), status, latency);
+        tracing::debug!(
+            request_id,
+            path,
+            status,
+            latency_us = latency.as_micros() as u64,
+            "request"
+        );
         response
     }
 
-    async fn dispatch(&self, req: Request<Incoming>, seq: u64, request_id: &str) -> (Response<Body>, Option<String>) {
+    async fn dispatch(
+        &self,
+        req: Request<Incoming>,
+        seq: u64,
+        request_id: &str,
+    ) -> (Response<Body>, Option<String>) {
         let Some(matched) = self.router.route(req.uri().path()) else {
-            return (reply::error(StatusCode::NOT_FOUND, "no route matches this path", request_id), None);
+            return (
+                reply::error(
+                    StatusCode::NOT_FOUND,
+                    "no route matches this path",
+                    request_id,
+                ),
+                None,
+            );
         };
         let component = matched.component.to_string();
         let route = matched.route.to_string();
@@ -107,10 +126,13 @@ impl App {
             .get(&component)
             .copied()
             .unwrap_or(self.settings.max_body_bytes);
-        let request = match guest_request(req, max_body, self.settings.body_read_timeout, request_id).await {
-            Ok(r) => r,
-            Err((status, message)) => return (reply::error(status, &message, request_id), Some(route)),
-        };
+        let request =
+            match guest_request(req, max_body, self.settings.body_read_timeout, request_id).await {
+                Ok(r) => r,
+                Err((status, message)) => {
+                    return (reply::error(status, &message, request_id), Some(route));
+                }
+            };
         let response = match self.runtime.invoke(&component, seq, request).await {
             Ok(guest) => reply::from_guest(guest, request_id).unwrap_or_else(|why| {
                 tracing::warn!(request_id, component, "invalid guest response: {why}");
@@ -129,13 +151,34 @@ impl App {
 fn invoke_error(e: &InvokeError, component: &str, request_id: &str) -> Response<Body> {
     tracing::warn!(request_id, component, "request failed: {e}");
     let (status, message) = match e {
-        InvokeError::Deadline(_) => (StatusCode::GATEWAY_TIMEOUT, "the component did not answer in time"),
-        InvokeError::CpuLimit(_) => (StatusCode::GATEWAY_TIMEOUT, "the component exceeded its CPU time limit"),
-        InvokeError::MemoryLimit(_) => (StatusCode::INTERNAL_SERVER_ERROR, "the component exceeded its memory limit"),
-        InvokeError::Capacity(_) => (StatusCode::SERVICE_UNAVAILABLE, "no capacity for another instance; retry later"),
-        InvokeError::Trap(_) => (StatusCode::INTERNAL_SERVER_ERROR, "the component failed while handling the request"),
-        InvokeError::BadResponse(_) => (StatusCode::INTERNAL_SERVER_ERROR, "the component returned an invalid response"),
-        InvokeError::UnknownComponent(_) => (StatusCode::INTERNAL_SERVER_ERROR, "the route's component is not loaded"),
+        InvokeError::Deadline(_) => (
+            StatusCode::GATEWAY_TIMEOUT,
+            "the component did not answer in time",
+        ),
+        InvokeError::CpuLimit(_) => (
+            StatusCode::GATEWAY_TIMEOUT,
+            "the component exceeded its CPU time limit",
+        ),
+        InvokeError::MemoryLimit(_) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the component exceeded its memory limit",
+        ),
+        InvokeError::Capacity(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no capacity for another instance; retry later",
+        ),
+        InvokeError::Trap(_) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the component failed while handling the request",
+        ),
+        InvokeError::BadResponse(_) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the component returned an invalid response",
+        ),
+        InvokeError::UnknownComponent(_) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the route's component is not loaded",
+        ),
     };
     reply::error(status, message, request_id)
 }
@@ -181,15 +224,29 @@ async fn guest_request(
     headers.push((reply::REQUEST_ID.to_string(), request_id.to_string()));
     // A client that stops sending its body would otherwise hold the
     // request (and its concurrency permit) for as long as it likes.
-    let collected = tokio::time::timeout(body_timeout, Limited::new(body, max_body).collect()).await;
+    let collected =
+        tokio::time::timeout(body_timeout, Limited::new(body, max_body).collect()).await;
     let body: Bytes = match collected {
         Ok(Ok(collected)) => collected.to_bytes(),
-        Ok(Err(e)) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => return Err(too_large()),
-        Ok(Err(e)) => return Err((StatusCode::BAD_REQUEST, format!("cannot read the request body: {e}"))),
+        Ok(Err(e))
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            return Err(too_large());
+        }
+        Ok(Err(e)) => {
+            return Err((
+                StatusCode::BAD_REQUEST,
+                format!("cannot read the request body: {e}"),
+            ));
+        }
         Err(_) => {
             return Err((
                 StatusCode::REQUEST_TIMEOUT,
-                format!("the request body did not arrive within {} ms", body_timeout.as_millis()),
+                format!(
+                    "the request body did not arrive within {} ms",
+                    body_timeout.as_millis()
+                ),
             ));
         }
     };
@@ -251,7 +308,10 @@ pub async fn serve<F, Fut>(
         });
     }
     drop(listener);
-    if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
         tracing::warn!("shutdown grace of {grace:?} passed with requests still in flight");
     }
 }

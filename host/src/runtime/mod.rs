@@ -17,9 +17,9 @@ use wasmtime::component::{Linker, ResourceTable};
 use wasmtime::{Engine, Store, UpdateDeadline};
 use wasmtime_wasi::WasiCtx;
 
+use crate::bindings::HttpGuestPre;
 use crate::bindings::exports::tarn::postgres::handler::{Request, Response};
 use crate::bindings::tarn::postgres::{database, types};
-use crate::bindings::HttpGuestPre;
 use crate::config::RuntimeSettings;
 use crate::database::{Databases, DbContext, Grants, HasDb, ResultLimits};
 use engine::{EPOCH_TICK, EpochTicker};
@@ -142,7 +142,11 @@ pub struct Runtime {
 
 impl Runtime {
     /// Creates the engine and links WASI and the `database` interface.
-    pub fn new(settings: &RuntimeSettings, databases: Databases, max_memory: u64) -> wasmtime::Result<Runtime> {
+    pub fn new(
+        settings: &RuntimeSettings,
+        databases: Databases,
+        max_memory: u64,
+    ) -> wasmtime::Result<Runtime> {
         let engine = engine::engine(settings.max_instances, max_memory)?;
         let mut linker = Linker::<State>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
@@ -184,7 +188,10 @@ impl Runtime {
             Guest {
                 id: config.id.as_str().into(),
                 pre,
-                grants: Arc::new(Grants::new(config.databases.clone(), config.limits.max_connections)),
+                grants: Arc::new(Grants::new(
+                    config.databases.clone(),
+                    config.limits.max_connections,
+                )),
                 environment: config.environment.clone(),
                 limits: config.limits,
             },
@@ -193,7 +200,12 @@ impl Runtime {
     }
 
     /// Runs one request through a fresh instance of `component`.
-    pub async fn invoke(&self, component: &str, request_id: u64, request: Request) -> Result<Response, InvokeError> {
+    pub async fn invoke(
+        &self,
+        component: &str,
+        request_id: u64,
+        request: Request,
+    ) -> Result<Response, InvokeError> {
         let guest = self
             .guests
             .get(component)
@@ -203,7 +215,10 @@ impl Runtime {
         let outcome = {
             let call = async {
                 let bindings = guest.pre.instantiate_async(&mut store).await?;
-                bindings.tarn_postgres_handler().call_handle(&mut store, &request).await
+                bindings
+                    .tarn_postgres_handler()
+                    .call_handle(&mut store, &request)
+                    .await
             };
             tokio::time::timeout_at(deadline + DEADLINE_GRACE, call).await
         };
@@ -212,7 +227,9 @@ impl Runtime {
             Err(_) => Err(InvokeError::Deadline(guest.limits.timeout)),
             Ok(Ok(response)) => validate(response),
             Ok(Err(_)) if state.cpu_exhausted => Err(InvokeError::CpuLimit(guest.limits.cpu)),
-            Ok(Err(e)) if state.limiter.memory_exceeded => Err(InvokeError::MemoryLimit(e.to_string())),
+            Ok(Err(e)) if state.limiter.memory_exceeded => {
+                Err(InvokeError::MemoryLimit(e.to_string()))
+            }
             Ok(Err(e)) => {
                 let text = format!("{e:#}");
                 if text.contains("concurrent") && text.contains("limit") {
@@ -248,7 +265,13 @@ impl Runtime {
         let state = State {
             wasi: wasi.build(),
             table,
-            db: DbContext::new(self.databases.clone(), guest.grants.clone(), deadline, limits, guest.id.clone()),
+            db: DbContext::new(
+                self.databases.clone(),
+                guest.grants.clone(),
+                deadline,
+                limits,
+                guest.id.clone(),
+            ),
             limiter: Limiter::new(guest.limits.memory_bytes),
             cpu_ticks_left: cpu_ticks,
             cpu_exhausted: false,
@@ -273,7 +296,10 @@ impl Runtime {
 
 fn validate(response: Response) -> Result<Response, InvokeError> {
     if !(100..=599).contains(&response.status) {
-        return Err(InvokeError::BadResponse(format!("status {}", response.status)));
+        return Err(InvokeError::BadResponse(format!(
+            "status {}",
+            response.status
+        )));
     }
     Ok(response)
 }
