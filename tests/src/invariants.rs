@@ -10,7 +10,9 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_postgres::{Client, NoTls};
 
+use crate::faults::PASSWORD;
 use crate::http::send;
+use crate::load::Report;
 use crate::tarn::Tarn;
 
 /// What the background sampler saw.
@@ -193,6 +195,22 @@ pub fn assert_bounds(samples: &Samples, max_connections: i64) {
         "saw {} server connections, the bound is {max_connections} ({samples:?})",
         samples.max_connections
     );
+}
+
+/// Asserts that the fault clusters' password is in neither tarn's log nor
+/// any response the load `reports` received.
+pub fn assert_secret_kept(tarn: &Tarn, reports: &[&Report]) {
+    let log = tarn.log();
+    let mut texts = vec![("tarn's log", log.as_str())];
+    for report in reports {
+        texts.extend(
+            report
+                .samples
+                .iter()
+                .map(|s| ("a response", s.text.as_str())),
+        );
+    }
+    assert_no_secret(PASSWORD, texts);
 }
 
 /// Asserts that `secret` appears in none of `texts` (response headers and

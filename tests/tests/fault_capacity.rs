@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
-use tarn_tests::faults::{Database, PASSWORD};
+use tarn_tests::faults::Database;
 use tarn_tests::hostile;
-use tarn_tests::invariants::{Sampler, assert_bounds, assert_no_secret, pool_gauges, settle};
+use tarn_tests::invariants::{Sampler, assert_bounds, assert_secret_kept, pool_gauges, settle};
 use tarn_tests::load::{Load, Report, Request};
 use tarn_tests::tarn::{Component, Options, Tarn, manifest, manifest_of, rss_kib};
 use tarn_tests::{TempDir, figures, rust_guest, unique_name};
@@ -21,20 +21,6 @@ fn start_tarn(manifest: String, url: String, config: &str) -> Tarn {
         args: vec![],
         env: vec![],
     })
-}
-
-fn assert_secret_kept(tarn: &Tarn, reports: &[&Report]) {
-    let log = tarn.log();
-    let mut texts = vec![("tarn's log", log.as_str())];
-    for report in reports {
-        texts.extend(
-            report
-                .samples
-                .iter()
-                .map(|s| ("a response", s.text.as_str())),
-        );
-    }
-    assert_no_secret(PASSWORD, texts);
 }
 
 /// Every request that was not served must be a 503 with `Retry-After`.

@@ -10,8 +10,10 @@ use serde_json::json;
 use tarn_tests::faults::{PASSWORD, time_until};
 use tarn_tests::hostile;
 use tarn_tests::http::post_json;
-use tarn_tests::invariants::{Sampler, assert_bounds, assert_no_secret, settle};
-use tarn_tests::load::{Load, Report, Request};
+use tarn_tests::invariants::{
+    Sampler, assert_bounds, assert_no_secret, assert_secret_kept, settle,
+};
+use tarn_tests::load::{Load, Request};
 use tarn_tests::postgres::{MACHINE_URL, active, connect};
 use tarn_tests::tarn::{Component, Options, Tarn, manifest_of};
 use tarn_tests::{TempDir, figures, rust_guest, unique_name};
@@ -56,20 +58,6 @@ fn sample(limits: &'static str, environment: &'static str) -> Component<'static>
         limits,
         environment,
     }
-}
-
-fn assert_secret_kept(tarn: &Tarn, reports: &[&Report]) {
-    let log = tarn.log();
-    let mut texts = vec![("tarn's log", log.as_str())];
-    for report in reports {
-        texts.extend(
-            report
-                .samples
-                .iter()
-                .map(|s| ("a response", s.text.as_str())),
-        );
-    }
-    assert_no_secret(PASSWORD, texts);
 }
 
 /// Bar: while guests trap, loop, blow their memory, return inside a

@@ -4,9 +4,9 @@
 
 use std::time::Duration;
 
-use tarn_tests::faults::{Database, PASSWORD, time_until};
-use tarn_tests::invariants::{Sampler, assert_bounds, assert_no_secret, settle};
-use tarn_tests::load::{Load, Report, Request};
+use tarn_tests::faults::{Database, time_until};
+use tarn_tests::invariants::{Sampler, assert_bounds, assert_secret_kept, settle};
+use tarn_tests::load::{Load, Request};
 use tarn_tests::proxy::{Fault, Proxy};
 use tarn_tests::tarn::{Options, Tarn, manifest};
 use tarn_tests::{figures, rust_guest, unique_name};
@@ -45,20 +45,6 @@ fn select_one(port: u16, requests: usize, concurrency: usize) -> Load {
             Request::query("select 1 as one"),
         )
     }
-}
-
-fn assert_secret_kept(tarn: &Tarn, reports: &[&Report]) {
-    let log = tarn.log();
-    let mut texts = vec![("tarn's log", log.as_str())];
-    for report in reports {
-        texts.extend(
-            report
-                .samples
-                .iter()
-                .map(|s| ("a response", s.text.as_str())),
-        );
-    }
-    assert_no_secret(PASSWORD, texts);
 }
 
 /// Bar: while the network stalls (a half-open peer), every request — the
