@@ -8,6 +8,9 @@
 use std::time::{Duration, Instant};
 
 use tarn_pgctl::{Cluster, ClusterOptions, PgCtlError};
+
+use crate::invariants::{Settled, settle};
+use crate::tarn::Tarn;
 use tokio_postgres::{Client, NoTls};
 
 /// The password every fault test puts in tarn's database URL. The throwaway
@@ -104,6 +107,19 @@ impl Database {
             "postgres://postgres@127.0.0.1:{}/{}?application_name={OBSERVER}",
             self.port, self.database
         )
+    }
+
+    /// Waits (up to 10 s) until `tarn`, tagged `app`, is quiet and consistent
+    /// with this database, its pool back at `pool_total` (see [`settle`]).
+    pub async fn settle(&self, tarn: &Tarn, app: &str, pool_total: i64) -> Settled {
+        settle(
+            tarn,
+            &self.observer_url(),
+            app,
+            Some(pool_total),
+            Duration::from_secs(10),
+        )
+        .await
     }
 
     /// Connects an observer client (panics if the server is down).

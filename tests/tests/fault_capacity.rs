@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tarn_tests::faults::Database;
 use tarn_tests::hostile;
-use tarn_tests::invariants::{Sampler, assert_bounds, assert_secret_kept, pool_gauges, settle};
+use tarn_tests::invariants::{Sampler, assert_bounds, assert_secret_kept, pool_gauges};
 use tarn_tests::load::{Load, Report, Request};
 use tarn_tests::tarn::{Component, Options, Tarn, manifest, manifest_of, rss_kib};
 use tarn_tests::{TempDir, figures, rust_guest, unique_name};
@@ -56,14 +56,7 @@ async fn burst_beyond_capacity() {
         .run()
         .await;
     let samples = sampler.stop().await;
-    let settled = settle(
-        &tarn,
-        &db.observer_url(),
-        &app,
-        Some(5),
-        Duration::from_secs(10),
-    )
-    .await;
+    let settled = db.settle(&tarn, &app, 5).await;
     let slowest_refusal = burst
         .unserved()
         .map(|s| s.latency)
@@ -137,14 +130,7 @@ async fn admission_queue_is_bounded() {
         .run()
         .await;
     watching.await.expect("watcher");
-    let settled = settle(
-        &tarn,
-        &db.observer_url(),
-        &app,
-        Some(2),
-        Duration::from_secs(10),
-    )
-    .await;
+    let settled = db.settle(&tarn, &app, 2).await;
     let rss_after = tarn.rss_kib();
     // Refusals by layer: the HTTP admission limit, the pool's full wait
     // queue (turned away without waiting), and waiters that timed out.
@@ -274,14 +260,7 @@ async fn noisy_neighbour_is_held_to_its_quota() {
     }
     let quiet = quiet.await.expect("quiet load");
     let noise = noise.await.expect("noisy load");
-    let settled = settle(
-        &tarn,
-        &db.observer_url(),
-        &app,
-        Some(4),
-        Duration::from_secs(10),
-    )
-    .await;
+    let settled = db.settle(&tarn, &app, 4).await;
     figures(
         "noisy neighbour (quota 2 of pool 4 + 2)",
         &format!(

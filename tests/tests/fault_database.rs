@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use tarn_tests::faults::{Database, PASSWORD, time_until};
 use tarn_tests::http::{get, send};
 use tarn_tests::invariants::{
-    Sampler, assert_bounds, assert_no_secret, assert_secret_kept, metrics, pool_metric, settle,
+    Sampler, assert_bounds, assert_no_secret, assert_secret_kept, metrics, pool_metric,
 };
 use tarn_tests::load::{Load, Report, Request};
 use tarn_tests::tarn::{Options, Tarn, manifest};
@@ -106,14 +106,7 @@ async fn restarts_under_load(scenario: &str, rounds: u32, crash_every: Option<u3
                 .is_some_and(|o| s.started > o.accepting + grace)
         })
         .count();
-    let settled = settle(
-        &tarn,
-        &db.observer_url(),
-        &app,
-        Some(5),
-        Duration::from_secs(10),
-    )
-    .await;
+    let settled = db.settle(&tarn, &app, 5).await;
     let windows: Vec<String> = outages
         .iter()
         .map(|o| format!("{:.2?}..{:.2?}", o.began, o.accepting))
@@ -190,14 +183,7 @@ async fn idle_backends_terminated_with_pre_ping() {
         reports.push(report);
     }
     let samples = sampler.stop().await;
-    let settled = settle(
-        &tarn,
-        &db.observer_url(),
-        &app,
-        Some(3),
-        Duration::from_secs(10),
-    )
-    .await;
+    let settled = db.settle(&tarn, &app, 3).await;
     let (sent, served) = reports.iter().fold((0, 0), |(sent, served), r| {
         (sent + r.sent(), served + r.served())
     });
@@ -256,14 +242,7 @@ async fn server_cuts_idle_sessions() {
         "default",
     );
     db.alter_system("idle_session_timeout", "0").await;
-    let settled = settle(
-        &tarn,
-        &db.observer_url(),
-        &app,
-        Some(2),
-        Duration::from_secs(10),
-    )
-    .await;
+    let settled = db.settle(&tarn, &app, 2).await;
     figures(
         "server cuts idle sessions (idle_session_timeout 300 ms)",
         &format!(
@@ -311,14 +290,7 @@ async fn busy_backends_terminated() {
     let after = Load::new(port, 20, 2, Request::query("select 1 as one"))
         .run()
         .await;
-    let settled = settle(
-        &tarn,
-        &db.observer_url(),
-        &app,
-        Some(3),
-        Duration::from_secs(10),
-    )
-    .await;
+    let settled = db.settle(&tarn, &app, 3).await;
     figures(
         "busy backends terminated",
         &format!(
@@ -374,14 +346,7 @@ async fn database_down_at_start_with_lazy_init() {
     let after = Load::new(tarn.port, 20, 2, Request::query("select 1 as one"))
         .run()
         .await;
-    let settled = settle(
-        &tarn,
-        &db.observer_url(),
-        &app,
-        Some(2),
-        Duration::from_secs(10),
-    )
-    .await;
+    let settled = db.settle(&tarn, &app, 2).await;
     figures(
         "database down at start (lazy_init)",
         &format!(
@@ -453,14 +418,7 @@ async fn max_connections_exhausted_by_another_client() {
     })
     .await;
     let samples = sampler.stop().await;
-    let settled = settle(
-        &tarn,
-        &db.observer_url(),
-        &app,
-        Some(2),
-        Duration::from_secs(10),
-    )
-    .await;
+    let settled = db.settle(&tarn, &app, 2).await;
     figures(
         "max_connections exhausted by another client",
         &format!(

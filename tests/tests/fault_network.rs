@@ -184,14 +184,7 @@ async fn latency_resets_and_refusals() {
         .run()
         .await;
     let samples = sampler.stop().await;
-    let settled = settle(
-        &tarn,
-        &db.observer_url(),
-        &app,
-        Some(2),
-        Duration::from_secs(10),
-    )
-    .await;
+    let settled = db.settle(&tarn, &app, 2).await;
     figures(
         "network latency / reset / refusal",
         &format!(
