@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use bytes::Bytes;
+use tarn_tests::tarn::{Component, manifest_of};
 
 use crate::baseline::Strategy;
 
@@ -65,20 +66,13 @@ fn tarn_files(bins: &Binaries, options: &TarnOptions, dir: &Path) -> Result<(Pat
     let manifest = dir.join("spin.toml");
     std::fs::write(
         &manifest,
-        format!(
-            r#"spin_manifest_version = 2
-[application]
-name = "tarn-bench"
-[[trigger.http]]
-route = "/..."
-component = "sample"
-[component.sample]
-source = "{}"
-databases = ["default"]
-environment = {{ QUERY_STATEMENT_TIMEOUT_MS = "5000" }}
-"#,
-            bins.guest.display()
-        ),
+        manifest_of(&[Component {
+            id: "sample",
+            route: "/...",
+            source: &bins.guest,
+            limits: "",
+            environment: "QUERY_STATEMENT_TIMEOUT_MS = \"5000\"",
+        }]),
     )?;
     let config = dir.join("runtime-config.toml");
     std::fs::write(

@@ -431,14 +431,13 @@ fn database(
     ) {
         pool.pool_timeout = seconds(&key, v, false)?;
     }
-    if let Some((key, v)) = pick(
+    if let Some((_, v)) = pick(
         name,
         "pool_recycle",
         "TARN_POOL_RECYCLE",
         flags.pool_recycle,
         file.pool_recycle,
     ) {
-        let _ = key;
         pool.pool_recycle = (v > 0).then(|| Duration::from_secs(v.unsigned_abs()));
     }
     if let Some((_, v)) = pick(

@@ -25,21 +25,13 @@ pub struct Options {
 /// A manifest serving `wasm` on every path with the `default` database
 /// granted, plus a `[component.app.limits]` table built from `limits`.
 pub fn manifest(wasm: &Path, limits: &str) -> String {
-    format!(
-        r#"spin_manifest_version = 2
-[application]
-name = "test"
-[[trigger.http]]
-route = "/..."
-component = "app"
-[component.app]
-source = "{}"
-databases = ["default"]
-[component.app.limits]
-{limits}
-"#,
-        wasm.display()
-    )
+    manifest_of(&[Component {
+        id: "app",
+        route: "/...",
+        source: wasm,
+        limits,
+        environment: "",
+    }])
 }
 
 /// One component of a manifest built by [`manifest_of`].

@@ -19,6 +19,18 @@ fn tarn(args: &[&str], dir: &Path) -> Output {
         .expect("run tarn")
 }
 
+/// `tarn check` against the machine's PostgreSQL, in `dir`.
+fn check(dir: &Path) -> Output {
+    tarn(
+        &[
+            "check",
+            "--database-url",
+            "postgres://postgres@127.0.0.1/postgres",
+        ],
+        dir,
+    )
+}
+
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
@@ -104,14 +116,7 @@ fn bad_manifest_names_the_line() {
         "spin_manifest_version = 2\n[application]\nname = \"x\"\n[[trigger.http]]\nroute = \"/...\"\ncomponent = \"nope\"\n",
     )
     .unwrap();
-    let out = tarn(
-        &[
-            "check",
-            "--database-url",
-            "postgres://postgres@127.0.0.1/postgres",
-        ],
-        dir.path(),
-    );
+    let out = check(dir.path());
     assert!(!out.status.success());
     let err = stderr(&out);
     assert!(err.contains("spin.toml:6"), "{err}");
@@ -126,14 +131,7 @@ fn missing_component_is_a_clear_error() {
         manifest(&dir.path().join("absent.wasm"), ""),
     )
     .unwrap();
-    let out = tarn(
-        &[
-            "check",
-            "--database-url",
-            "postgres://postgres@127.0.0.1/postgres",
-        ],
-        dir.path(),
-    );
+    let out = check(dir.path());
     assert!(!out.status.success());
     let err = stderr(&out);
     assert!(err.contains("absent.wasm"), "{err}");

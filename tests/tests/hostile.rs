@@ -8,7 +8,7 @@ use serde_json::json;
 use tarn_tests::hostile;
 use tarn_tests::http::{get, post_json};
 use tarn_tests::postgres::{MACHINE_URL, active, connect, idle_in_transaction};
-use tarn_tests::tarn::{Options, Tarn};
+use tarn_tests::tarn::{Component, Options, Tarn, manifest_of};
 use tarn_tests::{TempDir, rust_guest, unique_name};
 
 /// Starts tarn with `wat` as the hostile component at `/hostile/...` and the
@@ -17,28 +17,22 @@ fn start(app: &str, wat: &str, limits: &str) -> (Tarn, TempDir) {
     let dir = TempDir::new("hostile-wat");
     let path = dir.path().join("hostile.wat");
     std::fs::write(&path, wat).expect("write wat");
-    let manifest = format!(
-        r#"spin_manifest_version = 2
-[application]
-name = "hostile"
-[[trigger.http]]
-route = "/hostile/..."
-component = "hostile"
-[[trigger.http]]
-route = "/..."
-component = "sample"
-[component.hostile]
-source = "{}"
-databases = ["default"]
-[component.hostile.limits]
-{limits}
-[component.sample]
-source = "{}"
-databases = ["default"]
-"#,
-        path.display(),
-        rust_guest().display()
-    );
+    let manifest = manifest_of(&[
+        Component {
+            id: "hostile",
+            route: "/hostile/...",
+            source: &path,
+            limits,
+            environment: "",
+        },
+        Component {
+            id: "sample",
+            route: "/...",
+            source: rust_guest(),
+            limits: "",
+            environment: "",
+        },
+    ]);
     let tarn = Tarn::start(Options {
         manifest,
         runtime_config: "[runtime]\nmax_handles = 100\n".into(),
