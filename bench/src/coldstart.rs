@@ -80,6 +80,7 @@ async fn start(
         cache_dir: cache_dir.to_path_buf(),
         lazy_init: lazy,
         extra_config: String::new(),
+        binary: None,
     };
     Server::tarn(bins, &options, &dir.join("run")).await
 }

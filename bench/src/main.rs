@@ -118,8 +118,9 @@ struct SuiteArgs {
     /// Starts per cold-start configuration (0 skips).
     #[arg(long, default_value_t = 5)]
     cold_starts: usize,
-    /// tarn configurations to load, as `NAME:key=value;key=value` (keys of
-    /// `[database.default]`, e.g. `tarn-big:pool_size=30`); by default `tarn` as shipped and
+    /// tarn configurations to load, as `NAME[@BINARY]:key=value;key=value` (keys of
+    /// `[database.default]`, e.g. `tarn-big:pool_size=30`; `BINARY` another `tarn`
+    /// executable, to compare two builds in one run); by default `tarn` as shipped and
     /// `tarn-tuned` (15 persistent connections, session reset only when detected).
     #[arg(long)]
     tarn_variant: Vec<String>,

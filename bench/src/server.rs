@@ -38,6 +38,8 @@ pub struct TarnOptions {
     pub lazy_init: bool,
     /// Extra `runtime-config.toml` text.
     pub extra_config: String,
+    /// Another `tarn` executable than `Binaries::tarn`.
+    pub binary: Option<PathBuf>,
 }
 
 /// A running server; killed when dropped.
@@ -92,7 +94,7 @@ impl Server {
         let (manifest, config) = tarn_files(bins, options, dir)?;
         let (port, admin) = (free_port()?, free_port()?);
         let log = std::fs::File::create(dir.join("tarn.log"))?;
-        let mut cmd = Command::new(&bins.tarn);
+        let mut cmd = Command::new(options.binary.as_ref().unwrap_or(&bins.tarn));
         cmd.arg("up")
             .arg("--manifest")
             .arg(&manifest)

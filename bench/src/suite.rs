@@ -64,6 +64,8 @@ pub struct TarnVariant {
     pub name: String,
     /// Extra `runtime-config.toml` text.
     pub config: String,
+    /// Another `tarn` executable than the suite's (to compare two builds in one run).
+    pub binary: Option<PathBuf>,
 }
 
 impl TarnVariant {
@@ -73,6 +75,7 @@ impl TarnVariant {
         TarnVariant {
             name: TARN.into(),
             config: String::new(),
+            binary: None,
         }
     }
 
@@ -84,9 +87,14 @@ impl TarnVariant {
             .unwrap_or_else(|e| unreachable!("a valid variant: {e}"))
     }
 
-    /// Parses `NAME:key=value;key=value` (keys of `[database.default]`, TOML values).
+    /// Parses `NAME[@BINARY]:key=value;key=value` (keys of `[database.default]`, TOML
+    /// values; `BINARY` another `tarn` executable).
     pub fn parse(spec: &str) -> Result<TarnVariant> {
         let (name, settings) = spec.split_once(':').unwrap_or((spec, ""));
+        let (name, binary) = match name.split_once('@') {
+            Some((name, binary)) => (name, Some(PathBuf::from(binary))),
+            None => (name, None),
+        };
         if !name.starts_with(TARN) {
             bail!("a tarn variant's name starts with `{TARN}`: {name}");
         }
@@ -100,6 +108,7 @@ impl TarnVariant {
         Ok(TarnVariant {
             name: name.into(),
             config,
+            binary,
         })
     }
 }
@@ -310,6 +319,7 @@ fn tarn_options(config: &SuiteConfig, url: &str, variant: &TarnVariant) -> TarnO
         cache_dir: config.cache_dir.clone(),
         lazy_init: false,
         extra_config: variant.config.clone(),
+        binary: variant.binary.clone(),
     }
 }
 

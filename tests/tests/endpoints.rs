@@ -262,6 +262,39 @@ async fn overflow_and_timeout_seen_from_http() {
     assert_eq!(connections(&observer, &app).await, 2);
 }
 
+/// tarn does not wait for a read-only transaction's `ROLLBACK` (the guest's
+/// `rollback` returns at once) and sends `BEGIN` with the first statement;
+/// on a single connection every request must still get a transaction of its
+/// own, so `now()` (the transaction's start) differs every time.
+#[tokio::test(flavor = "multi_thread")]
+async fn each_transaction_ends_before_its_connection_is_reused() {
+    let app = unique_name("txn-reuse");
+    let tarn = start(
+        &app,
+        "[database.default]\npool_size = 1\nmax_overflow = 0\n",
+        "",
+    );
+    let mut starts = std::collections::HashSet::new();
+    for _ in 0..40 {
+        let r = post_json(
+            tarn.port,
+            "/query",
+            &json!({"sql": "select now()::text as started, pg_backend_pid() as pid"}),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        let started = r.json()["rows"][0][0].as_str().unwrap().to_string();
+        assert!(
+            starts.insert(started),
+            "a transaction was reused: {}",
+            r.text()
+        );
+    }
+    let observer = connect(MACHINE_URL).await;
+    assert_eq!(connections(&observer, &app).await, 1);
+    assert_eq!(idle_in_transaction(&observer, &app).await, 0);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn graceful_shutdown_finishes_in_flight_requests() {
     let app = unique_name("shutdown");

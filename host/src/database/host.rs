@@ -10,11 +10,12 @@ use std::future::Future;
 use std::pin::pin;
 use std::sync::Arc;
 
-use futures::TryStreamExt;
-use futures::future::BoxFuture;
+use futures::future::{BoxFuture, join};
+use futures::{FutureExt, TryStreamExt};
 use tarn_pool::{Dirt, PoolError, PooledConnection};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
+use tokio_postgres::Client;
 use tokio_postgres::types::ToSql;
 use wasmtime::component::{HasData, Resource, ResourceTable};
 
@@ -133,10 +134,24 @@ impl Lease {
 
 /// The host value behind a guest's `transaction` handle. Dropping it rolls
 /// the transaction back (the connection is marked dirty until commit).
+///
+/// `begin` costs no round trip: its `BEGIN` waits here and goes out with
+/// the transaction's first statement, in the same round trip.
 pub struct TransactionHandle {
     lease: Lease,
+    /// The `BEGIN` not sent yet (no statement has run).
+    begin: Option<String>,
     /// Set when a statement failed: PostgreSQL aborted the transaction.
     failed: bool,
+}
+
+impl Drop for TransactionHandle {
+    fn drop(&mut self) {
+        if self.begin.is_some() {
+            // Nothing reached the server: there is no transaction to roll back.
+            self.lease.conn.clear(Dirt::TRANSACTION);
+        }
+    }
 }
 
 fn pool_error(e: PoolError) -> Error {
@@ -290,9 +305,57 @@ impl DbContext {
     }
 }
 
-/// Runs a row-returning statement on `conn`.
+/// Why a statement failed before its error was mapped.
+enum Failure {
+    /// The driver's error for the statement.
+    Statement(tokio_postgres::Error),
+    /// The deferred `BEGIN` sent with the statement failed.
+    Begin(tokio_postgres::Error),
+    /// The host's own refusal (limits, unconvertible columns).
+    Host(Error),
+}
+
+/// Maps a [`Failure`] with the connection that saw it.
+fn failure(conn: &mut PooledConnection, failed: Failure) -> Error {
+    match failed {
+        Failure::Statement(e) => {
+            conn.clear(Dirt::IN_FLIGHT);
+            pg_error(conn, e)
+        }
+        Failure::Begin(e) => {
+            // The statement behind it may have run outside the transaction:
+            // this connection is not trusted again.
+            conn.mark_broken();
+            pg_error(conn, e)
+        }
+        // A result cut short: the statement may still be running, so the
+        // connection stays IN_FLIGHT (cancelled and reset on return).
+        Failure::Host(e) => e,
+    }
+}
+
+/// Runs `statement` on `client`, preceded in the same round trip by a
+/// transaction's deferred `BEGIN` when there is one: the `BEGIN` future is
+/// polled first, so tokio-postgres queues it first and pipelines both.
+async fn after_begin<T>(
+    client: &Client,
+    begin: Option<String>,
+    statement: impl Future<Output = Result<T, Failure>>,
+) -> Result<T, Failure> {
+    match begin {
+        None => statement.await,
+        Some(begin) => {
+            let (begun, result) = join(client.batch_execute(&begin), statement).await;
+            begun.map_err(Failure::Begin)?;
+            result
+        }
+    }
+}
+
+/// Runs a row-returning statement on `conn`, after `begin` if given.
 async fn query(
     conn: &mut PooledConnection,
+    begin: &mut Option<String>,
     sql: &str,
     params: Vec<Value>,
     limits: ResultLimits,
@@ -300,15 +363,21 @@ async fn query(
     let effect = classify(sql).map_err(not_allowed)?;
     let params = convert(params)?;
     mark(conn, effect);
-    let rows = fetch(conn, sql, &params, limits).await;
-    if rows.is_ok() {
-        conn.clear(Dirt::IN_FLIGHT);
-    }
-    rows
+    let client: &Client = conn;
+    let rows = after_begin(client, begin.take(), fetch(client, sql, &params, limits)).await;
+    let rows = rows.map_err(|failed| failure(conn, failed))?;
+    conn.clear(Dirt::IN_FLIGHT);
+    Ok(rows)
 }
 
-/// Runs a statement on `conn` and returns the rows it affected.
-async fn execute(conn: &mut PooledConnection, sql: &str, params: Vec<Value>) -> Result<u64, Error> {
+/// Runs a statement on `conn`, after `begin` if given, and returns the rows
+/// it affected.
+async fn execute(
+    conn: &mut PooledConnection,
+    begin: &mut Option<String>,
+    sql: &str,
+    params: Vec<Value>,
+) -> Result<u64, Error> {
     let effect = classify(sql).map_err(not_allowed)?;
     let params = convert(params)?;
     mark(conn, effect);
@@ -316,17 +385,17 @@ async fn execute(conn: &mut PooledConnection, sql: &str, params: Vec<Value>) -> 
         .iter()
         .map(|p| (p as &(dyn ToSql + Sync), p.pg_type()))
         .collect();
-    let affected = conn.execute_typed(sql, &typed).await;
-    match affected {
-        Ok(n) => {
-            conn.clear(Dirt::IN_FLIGHT);
-            Ok(n)
-        }
-        Err(e) => {
-            conn.clear(Dirt::IN_FLIGHT);
-            Err(pg_error(conn, e))
-        }
-    }
+    let client: &Client = conn;
+    let statement = async {
+        client
+            .execute_typed(sql, &typed)
+            .await
+            .map_err(Failure::Statement)
+    };
+    let affected = after_begin(client, begin.take(), statement).await;
+    let affected = affected.map_err(|failed| failure(conn, failed))?;
+    conn.clear(Dirt::IN_FLIGHT);
+    Ok(affected)
 }
 
 fn mark(conn: &mut PooledConnection, effect: Effect) {
@@ -337,53 +406,43 @@ fn mark(conn: &mut PooledConnection, effect: Effect) {
 }
 
 async fn fetch(
-    conn: &mut PooledConnection,
+    client: &Client,
     sql: &str,
     params: &[Param],
     limits: ResultLimits,
-) -> Result<RowSet, Error> {
+) -> Result<RowSet, Failure> {
     let typed = params.iter().map(|p| (p, p.pg_type()));
-    let stream = match conn.query_typed_raw(sql, typed).await {
-        Ok(stream) => stream,
-        Err(e) => {
-            conn.clear(Dirt::IN_FLIGHT);
-            return Err(pg_error(conn, e));
-        }
-    };
+    let stream = client
+        .query_typed_raw(sql, typed)
+        .await
+        .map_err(Failure::Statement)?;
     let mut stream = pin!(stream);
     let mut cols = None;
     let mut rows = Vec::new();
     let mut bytes = 0usize;
-    loop {
-        let row = match stream.try_next().await {
-            Ok(Some(row)) => row,
-            Ok(None) => break,
-            Err(e) => {
-                conn.clear(Dirt::IN_FLIGHT);
-                return Err(pg_error(conn, e));
-            }
-        };
+    while let Some(row) = stream.try_next().await.map_err(Failure::Statement)? {
         let cols = match &cols {
             Some(c) => c,
             None => {
                 let described = columns(row.columns());
-                check_columns(&described).map_err(Error::ValueConversion)?;
+                check_columns(&described).map_err(|e| Failure::Host(Error::ValueConversion(e)))?;
                 cols.insert(described)
             }
         };
         if rows.len() >= limits.max_rows {
-            return Err(Error::TooLarge(format!(
+            return Err(Failure::Host(Error::TooLarge(format!(
                 "the result has more than {} rows (the host's limit); add a LIMIT",
                 limits.max_rows
-            )));
+            ))));
         }
-        let (values, size) = decode_row(&row, cols).map_err(Error::ValueConversion)?;
+        let (values, size) =
+            decode_row(&row, cols).map_err(|e| Failure::Host(Error::ValueConversion(e)))?;
         bytes += size;
         if bytes > limits.max_bytes {
-            return Err(Error::TooLarge(format!(
+            return Err(Failure::Host(Error::TooLarge(format!(
                 "the result is larger than {} bytes (the host's limit); select fewer rows or columns",
                 limits.max_bytes
-            )));
+            ))));
         }
         rows.push(values);
     }
@@ -393,16 +452,48 @@ async fn fetch(
         // for empty results).
         None => {
             let types: Vec<_> = params.iter().map(Param::pg_type).collect();
-            match conn.prepare_typed(sql, &types).await {
-                Ok(stmt) => columns(stmt.columns()),
-                Err(e) => return Err(pg_error(conn, e)),
-            }
+            let stmt = client
+                .prepare_typed(sql, &types)
+                .await
+                .map_err(Failure::Statement)?;
+            columns(stmt.columns())
         }
     };
     Ok(RowSet { columns, rows })
 }
 
-fn begin_sql(options: &TransactionOptions) -> String {
+/// Sends `ROLLBACK` without waiting for its answer and gives the connection
+/// back: tokio-postgres queues requests in order, so whoever uses the
+/// connection next is served after the `ROLLBACK`. Its answer only matters
+/// when the connection is lost, and then the next user sees that.
+fn send_rollback(conn: &mut PooledConnection) -> Result<(), Error> {
+    // The first poll queues the statement; the rest of the future (waiting
+    // for the answer) is dropped.
+    match conn.batch_execute("ROLLBACK").now_or_never() {
+        Some(Err(e)) => Err(pg_error(conn, e)),
+        Some(Ok(())) | None => {
+            conn.clear(Dirt::TRANSACTION);
+            Ok(())
+        }
+    }
+}
+
+/// Commits, waiting for the server's answer (the guest must know whether
+/// its writes are durable).
+async fn send_commit(conn: &mut PooledConnection, deadline: Instant) -> Result<(), Error> {
+    conn.mark(Dirt::IN_FLIGHT);
+    match tokio::time::timeout_at(deadline, conn.batch_execute("COMMIT")).await {
+        Ok(Ok(())) => {
+            conn.clear(Dirt::IN_FLIGHT | Dirt::TRANSACTION);
+            Ok(())
+        }
+        Ok(Err(e)) => Err(pg_error(conn, e)),
+        Err(_) => Err(deadline_error()),
+    }
+}
+
+/// The `BEGIN` (and `SET LOCAL`) for `options`.
+fn begin_sql(options: &TransactionOptions) -> Result<String, Error> {
     let isolation = match options.isolation {
         IsolationLevel::ReadCommitted => "READ COMMITTED",
         IsolationLevel::RepeatableRead => "REPEATABLE READ",
@@ -415,9 +506,15 @@ fn begin_sql(options: &TransactionOptions) -> String {
     };
     let mut sql = format!("BEGIN ISOLATION LEVEL {isolation} {access}");
     if let Some(ms) = options.statement_timeout_ms {
+        if ms > i32::MAX as u32 {
+            return Err(Error::BadParameter(format!(
+                "statement-timeout-ms {ms} is out of range (at most {})",
+                i32::MAX
+            )));
+        }
         sql.push_str(&format!("; SET LOCAL statement_timeout = {ms}"));
     }
-    sql
+    Ok(sql)
 }
 
 impl DbView<'_> {
@@ -425,11 +522,15 @@ impl DbView<'_> {
         Ok(self.table.get(handle)?.db.clone())
     }
 
-    /// Runs a statement of an open transaction; a failure aborts it.
+    /// Runs a statement of an open transaction (after its deferred `BEGIN`,
+    /// if still unsent); a failure aborts it.
     async fn in_transaction<T>(
         &mut self,
         tx: &Resource<TransactionHandle>,
-        op: impl for<'c> FnOnce(&'c mut PooledConnection) -> BoxFuture<'c, Result<T, Error>>,
+        op: impl for<'c> FnOnce(
+            &'c mut PooledConnection,
+            &'c mut Option<String>,
+        ) -> BoxFuture<'c, Result<T, Error>>,
     ) -> wasmtime::Result<Result<T, Error>> {
         let deadline = self.ctx.deadline;
         let handle = self.table.get_mut(tx)?;
@@ -442,9 +543,10 @@ impl DbView<'_> {
                 hint: Some("roll the transaction back".into()),
             })));
         }
-        let result = tokio::time::timeout_at(deadline, op(&mut handle.lease.conn))
-            .await
-            .unwrap_or_else(|_| Err(deadline_error()));
+        let result =
+            tokio::time::timeout_at(deadline, op(&mut handle.lease.conn, &mut handle.begin))
+                .await
+                .unwrap_or_else(|_| Err(deadline_error()));
         if result.is_err() {
             handle.failed = true;
         }
@@ -470,19 +572,20 @@ impl DbView<'_> {
                 hint: None,
             })));
         }
+        if handle.begin.is_some() {
+            // No statement ran, so nothing was sent: nothing to end.
+            return Ok(Ok(()));
+        }
         let conn = &mut handle.lease.conn;
-        conn.mark(Dirt::IN_FLIGHT);
-        let sql = if commit { "COMMIT" } else { "ROLLBACK" };
-        let result = tokio::time::timeout_at(deadline, conn.batch_execute(sql)).await;
-        Ok(match result {
-            Ok(Ok(())) => {
-                conn.clear(Dirt::IN_FLIGHT | Dirt::TRANSACTION);
-                let _ = tokio::time::timeout_at(deadline, handle.lease.reset_session()).await;
-                Ok(())
-            }
-            Ok(Err(e)) => Err(pg_error(conn, e)),
-            Err(_) => Err(deadline_error()),
-        })
+        let ended = if commit {
+            send_commit(conn, deadline).await
+        } else {
+            send_rollback(conn)
+        };
+        if ended.is_ok() {
+            let _ = tokio::time::timeout_at(deadline, handle.lease.reset_session()).await;
+        }
+        Ok(ended)
     }
 }
 
@@ -525,7 +628,7 @@ impl HostDatabase for DbView<'_> {
         Ok(ctx
             .bounded(async {
                 let mut lease = ctx.lease(&db).await?;
-                let rows = query(&mut lease.conn, &sql, params, limits).await;
+                let rows = query(&mut lease.conn, &mut None, &sql, params, limits).await;
                 lease.reset_session().await;
                 rows
             })
@@ -543,7 +646,7 @@ impl HostDatabase for DbView<'_> {
         Ok(ctx
             .bounded(async {
                 let mut lease = ctx.lease(&db).await?;
-                let affected = execute(&mut lease.conn, &sql, params).await;
+                let affected = execute(&mut lease.conn, &mut None, &sql, params).await;
                 lease.reset_session().await;
                 affected
             })
@@ -556,23 +659,22 @@ impl HostDatabase for DbView<'_> {
         options: TransactionOptions,
     ) -> wasmtime::Result<Result<Resource<TransactionHandle>, Error>> {
         let db = self.database(&handle)?;
+        let sql = match begin_sql(&options) {
+            Ok(sql) => sql,
+            Err(e) => return Ok(Err(e)),
+        };
         let ctx = &*self.ctx;
         let begun = ctx
             .bounded(async {
                 let mut lease = ctx.lease(&db).await?;
-                lease.conn.mark(Dirt::TRANSACTION | Dirt::IN_FLIGHT);
-                match lease.conn.batch_execute(&begin_sql(&options)).await {
-                    Ok(()) => {
-                        lease.conn.clear(Dirt::IN_FLIGHT);
-                        Ok(lease)
-                    }
-                    Err(e) => Err(pg_error(&mut lease.conn, e)),
-                }
+                lease.conn.mark(Dirt::TRANSACTION);
+                Ok(lease)
             })
             .await;
         Ok(match begun {
             Ok(lease) => Ok(self.table.push(TransactionHandle {
                 lease,
+                begin: Some(sql),
                 failed: false,
             })?),
             Err(e) => Err(e),
@@ -646,8 +748,8 @@ impl HostTransaction for DbView<'_> {
         params: Vec<Value>,
     ) -> wasmtime::Result<Result<RowSet, Error>> {
         let limits = self.ctx.limits;
-        self.in_transaction(&tx, move |conn| {
-            Box::pin(async move { query(conn, &sql, params, limits).await })
+        self.in_transaction(&tx, move |conn, begin| {
+            Box::pin(async move { query(conn, begin, &sql, params, limits).await })
         })
         .await
     }
@@ -658,8 +760,8 @@ impl HostTransaction for DbView<'_> {
         sql: String,
         params: Vec<Value>,
     ) -> wasmtime::Result<Result<u64, Error>> {
-        self.in_transaction(&tx, move |conn| {
-            Box::pin(async move { execute(conn, &sql, params).await })
+        self.in_transaction(&tx, move |conn, begin| {
+            Box::pin(async move { execute(conn, begin, &sql, params).await })
         })
         .await
     }
@@ -701,6 +803,41 @@ mod tests {
             message,
             source: source.map(Box::new),
         }
+    }
+
+    #[test]
+    fn begin_statements_carry_the_options() {
+        let options = |isolation, read_only, statement_timeout_ms| TransactionOptions {
+            isolation,
+            read_only,
+            statement_timeout_ms,
+        };
+        assert_eq!(
+            begin_sql(&options(IsolationLevel::ReadCommitted, true, Some(5000))).unwrap(),
+            "BEGIN ISOLATION LEVEL READ COMMITTED READ ONLY; SET LOCAL statement_timeout = 5000"
+        );
+        assert_eq!(
+            begin_sql(&options(IsolationLevel::Serializable, false, None)).unwrap(),
+            "BEGIN ISOLATION LEVEL SERIALIZABLE READ WRITE"
+        );
+        // PostgreSQL's limit: refused here rather than by a failed SET that
+        // would only surface at the first statement.
+        assert!(
+            begin_sql(&options(
+                IsolationLevel::RepeatableRead,
+                true,
+                Some(i32::MAX as u32)
+            ))
+            .is_ok()
+        );
+        assert!(matches!(
+            begin_sql(&options(
+                IsolationLevel::RepeatableRead,
+                true,
+                Some(u32::MAX)
+            )),
+            Err(Error::BadParameter(_))
+        ));
     }
 
     #[test]
