@@ -15,6 +15,23 @@ pub struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+
+    /// Threads that serve requests (HTTP, guests, database I/O); 0 means
+    /// one per CPU but one, and at least one: on a 2-CPU machine a second
+    /// worker cost 35-45 % more CPU per request in wake-ups between threads
+    /// (BENCHMARKS.md) [default: 0].
+    #[arg(long, global = true, env = "TARN_WORKER_THREADS", default_value_t = 0)]
+    pub worker_threads: usize,
+}
+
+impl Cli {
+    /// The number of worker threads to start on a machine with `cpus` CPUs.
+    pub fn workers(&self, cpus: usize) -> usize {
+        match self.worker_threads {
+            0 => cpus.saturating_sub(1).max(1),
+            n => n,
+        }
+    }
 }
 
 /// tarn's commands.
@@ -132,5 +149,24 @@ impl DatabaseArgs {
             listen: None,
             admin_listen: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cli(args: &[&str]) -> Cli {
+        Cli::try_parse_from(args).unwrap()
+    }
+
+    #[test]
+    fn worker_threads_leave_a_cpu_unless_told() {
+        let auto = cli(&["tarn", "check"]);
+        assert_eq!(auto.workers(1), 1);
+        assert_eq!(auto.workers(2), 1);
+        assert_eq!(auto.workers(16), 15);
+        let told = cli(&["tarn", "up", "--worker-threads", "4"]);
+        assert_eq!(told.workers(2), 4);
     }
 }

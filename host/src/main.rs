@@ -32,7 +32,11 @@ fn main() -> std::process::ExitCode {
         .with_ansi(std::io::stderr().is_terminal())
         .init();
     let cli = Cli::parse();
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let workers = cli.workers(cpus);
+    tracing::debug!(cpus, workers, "starting the async runtime");
     let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
         .enable_all()
         .build()
     {
