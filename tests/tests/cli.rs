@@ -135,6 +135,8 @@ fn missing_component_is_a_clear_error() {
     assert!(!out.status.success());
     let err = stderr(&out);
     assert!(err.contains("absent.wasm"), "{err}");
+    // The reason, once.
+    assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
 }
 
 #[test]

@@ -74,7 +74,7 @@ impl GuestLimits {
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     /// The file is missing or unreadable.
-    #[error("component `{id}`: cannot read {path}: {source}")]
+    #[error("component `{id}`: cannot read {path}")]
     Read {
         /// Component id.
         id: String,
