@@ -26,6 +26,14 @@ pub fn trap_in_transaction(sql: &str) -> String {
     )
 }
 
+/// `handle` begins a transaction and traps before running anything in it.
+pub fn trap_after_begin() -> String {
+    component(
+        "select 1",
+        "(local.set $tx (call $begin (call $open))) unreachable",
+    )
+}
+
 /// `handle` begins a transaction, runs `sql` in it, then spins forever.
 pub fn loop_in_transaction(sql: &str) -> String {
     component(

@@ -143,6 +143,24 @@ async fn memory_bomb_is_stopped_by_the_memory_limit() {
     assert_clean(&tarn, &observer, &app, &app).await;
 }
 
+/// `begin` sends nothing (its `BEGIN` waits for the first statement), so a
+/// guest that traps right after it leaves nothing on the server to undo:
+/// the connection goes back without a reset.
+#[tokio::test(flavor = "multi_thread")]
+async fn trap_before_the_first_statement_leaves_nothing_to_reset() {
+    let observer = marks_table().await;
+    let app = unique_name("begin-trap");
+    let (tarn, _dir) = start(&app, &hostile::trap_after_begin(), "");
+    let r = get(tarn.port, "/hostile/x").await;
+    assert_eq!(r.status, 500, "{}", r.text());
+    assert_clean(&tarn, &observer, &app, &app).await;
+    let metrics = get(tarn.admin_port, "/metrics").await.text();
+    assert!(
+        metrics.contains("tarn_pool_resets_total{database=\"default\"} 0"),
+        "{metrics}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn returning_with_an_open_transaction_rolls_it_back() {
     let observer = marks_table().await;
