@@ -18,7 +18,7 @@ pub struct Cli {
 
     /// Threads that serve requests (HTTP, guests, database I/O); 0 means
     /// one per CPU but one, and at least one: on a 2-CPU machine a second
-    /// worker cost 35-45 % more CPU per request in wake-ups between threads
+    /// worker cost 25-70 % more CPU per request in wake-ups between threads
     /// (BENCHMARKS.md) [default: 0].
     #[arg(long, global = true, env = "TARN_WORKER_THREADS", default_value_t = 0)]
     pub worker_threads: usize,
