@@ -315,22 +315,36 @@ enum Failure {
     Host(Error),
 }
 
-/// Maps a [`Failure`] with the connection that saw it.
-fn failure(conn: &mut PooledConnection, failed: Failure) -> Error {
-    match failed {
-        Failure::Statement(e) => {
+/// Checks a guest statement and converts its parameters, marking `conn` for
+/// what the statement may leave behind.
+fn admit(conn: &mut PooledConnection, sql: &str, params: Vec<Value>) -> Result<Vec<Param>, Error> {
+    let effect = classify(sql).map_err(not_allowed)?;
+    let params = convert(params)?;
+    mark(conn, effect);
+    Ok(params)
+}
+
+/// A statement's outcome as the guest sees it, with the connection that ran
+/// it told whether the statement finished.
+fn settle<T>(conn: &mut PooledConnection, outcome: Result<T, Failure>) -> Result<T, Error> {
+    match outcome {
+        Ok(value) => {
             conn.clear(Dirt::IN_FLIGHT);
-            pg_error(conn, e)
+            Ok(value)
         }
-        Failure::Begin(e) => {
+        Err(Failure::Statement(e)) => {
+            conn.clear(Dirt::IN_FLIGHT);
+            Err(pg_error(conn, e))
+        }
+        Err(Failure::Begin(e)) => {
             // The statement behind it may have run outside the transaction:
             // this connection is not trusted again.
             conn.mark_broken();
-            pg_error(conn, e)
+            Err(pg_error(conn, e))
         }
         // A result cut short: the statement may still be running, so the
         // connection stays IN_FLIGHT (cancelled and reset on return).
-        Failure::Host(e) => e,
+        Err(Failure::Host(e)) => Err(e),
     }
 }
 
@@ -360,14 +374,10 @@ async fn query(
     params: Vec<Value>,
     limits: ResultLimits,
 ) -> Result<RowSet, Error> {
-    let effect = classify(sql).map_err(not_allowed)?;
-    let params = convert(params)?;
-    mark(conn, effect);
+    let params = admit(conn, sql, params)?;
     let client: &Client = conn;
     let rows = after_begin(client, begin.take(), fetch(client, sql, &params, limits)).await;
-    let rows = rows.map_err(|failed| failure(conn, failed))?;
-    conn.clear(Dirt::IN_FLIGHT);
-    Ok(rows)
+    settle(conn, rows)
 }
 
 /// Runs a statement on `conn`, after `begin` if given, and returns the rows
@@ -378,9 +388,7 @@ async fn execute(
     sql: &str,
     params: Vec<Value>,
 ) -> Result<u64, Error> {
-    let effect = classify(sql).map_err(not_allowed)?;
-    let params = convert(params)?;
-    mark(conn, effect);
+    let params = admit(conn, sql, params)?;
     let typed: Vec<(&(dyn ToSql + Sync), _)> = params
         .iter()
         .map(|p| (p as &(dyn ToSql + Sync), p.pg_type()))
@@ -393,9 +401,7 @@ async fn execute(
             .map_err(Failure::Statement)
     };
     let affected = after_begin(client, begin.take(), statement).await;
-    let affected = affected.map_err(|failed| failure(conn, failed))?;
-    conn.clear(Dirt::IN_FLIGHT);
-    Ok(affected)
+    settle(conn, affected)
 }
 
 fn mark(conn: &mut PooledConnection, effect: Effect) {
