@@ -95,6 +95,20 @@ impl Drop for TempDir {
     }
 }
 
+/// Runs `command` to completion; returns whether it succeeded and what it
+/// printed (standard output, then standard error).
+pub fn run_output(command: &mut std::process::Command) -> (bool, String) {
+    let out = command
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
 /// A unique name for this test's connections (`application_name`), so
 /// counts in `pg_stat_activity` see only this test's tarn.
 pub fn unique_name(label: &str) -> String {

@@ -34,6 +34,16 @@ pub fn guest(lang: &str) -> PathBuf {
     dir.join("build").join("guest.wasm")
 }
 
+/// The fields of `GET /pool/stats` (SQLAlchemy's names).
+pub const POOL_STATS_KEYS: [&str; 6] = [
+    "size",
+    "checked_in",
+    "checked_out",
+    "overflow",
+    "total",
+    "waiting",
+];
+
 /// Checks every endpoint of the sample app served on `port`.
 pub async fn check_endpoints(port: u16, wasm: &Path) {
     let what = wasm.display();
@@ -56,14 +66,7 @@ pub async fn check_endpoints(port: u16, wasm: &Path) {
 
     let r = get(port, "/pool/stats").await;
     assert_eq!(r.status, 200, "{what}: {}", r.text());
-    for key in [
-        "size",
-        "checked_in",
-        "checked_out",
-        "overflow",
-        "total",
-        "waiting",
-    ] {
+    for key in POOL_STATS_KEYS {
         assert!(
             r.json()[key].is_u64(),
             "{what}: {key} missing in {}",

@@ -12,7 +12,7 @@ use tarn_tests::http::{get, post_json, send_with};
 use tarn_tests::invariants::{assert_no_secret, settle};
 use tarn_tests::postgres::MACHINE_URL;
 use tarn_tests::tarn::{Options, Tarn, manifest};
-use tarn_tests::{TempDir, figures, rust_guest, tarn_binary, unique_name};
+use tarn_tests::{TempDir, figures, run_output, rust_guest, tarn_binary, unique_name};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -301,26 +301,20 @@ async fn sql_bad_input() {
 fn check(dir: &Path, config: &str, manifest: &str, env: &[(&str, &str)]) -> (bool, String) {
     std::fs::write(dir.join("runtime-config.toml"), config).expect("write config");
     std::fs::write(dir.join("spin.toml"), manifest).expect("write manifest");
-    let out = Command::new(tarn_binary())
-        .args([
-            "check",
-            "--manifest",
-            "spin.toml",
-            "--runtime-config",
-            "runtime-config.toml",
-        ])
-        .current_dir(dir)
-        .env_remove("TARN_DATABASE_URL")
-        .env_remove("DATABASE_URL")
-        .envs(env.iter().copied())
-        .output()
-        .expect("run tarn check");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
+    run_output(
+        Command::new(tarn_binary())
+            .args([
+                "check",
+                "--manifest",
+                "spin.toml",
+                "--runtime-config",
+                "runtime-config.toml",
+            ])
+            .current_dir(dir)
+            .env_remove("TARN_DATABASE_URL")
+            .env_remove("DATABASE_URL")
+            .envs(env.iter().copied()),
+    )
 }
 
 /// Bar: every invalid runtime-config field, environment override and

@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde_json::json;
 use tarn_tests::http::{get, post_json, send_with};
 use tarn_tests::postgres::{MACHINE_URL, connect, connections, idle_in_transaction, pids};
+use tarn_tests::sample::POOL_STATS_KEYS;
 use tarn_tests::tarn::{Options, Tarn, manifest};
 use tarn_tests::{rust_guest, unique_name};
 
@@ -59,14 +60,7 @@ async fn health_config_and_stats() {
     let r = get(tarn.port, "/pool/stats").await;
     assert_eq!(r.status, 200);
     let stats = r.json();
-    for key in [
-        "size",
-        "checked_in",
-        "checked_out",
-        "overflow",
-        "total",
-        "waiting",
-    ] {
+    for key in POOL_STATS_KEYS {
         assert!(stats[key].is_u64(), "{key} missing in {stats}");
     }
     assert_eq!(stats["size"], 5);

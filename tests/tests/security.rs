@@ -14,7 +14,7 @@ use tarn_tests::faults::{Database, PASSWORD};
 use tarn_tests::http::{get, post_json, send};
 use tarn_tests::invariants::assert_no_secret;
 use tarn_tests::tarn::{Component, Options, Tarn, manifest, manifest_of};
-use tarn_tests::{TempDir, figures, rust_guest, tarn_binary, unique_name};
+use tarn_tests::{TempDir, figures, run_output, rust_guest, tarn_binary, unique_name};
 
 /// A password with characters that must be percent-encoded in a URL.
 const TOUR_PASSWORD: &str = "Tour:p@ss/w%rd?-42";
@@ -58,19 +58,13 @@ impl Transcript {
 fn check(dir: &TempDir, url: &str) -> (bool, String) {
     std::fs::write(dir.path().join("spin.toml"), manifest(rust_guest(), ""))
         .expect("write manifest");
-    let out = Command::new(tarn_binary())
-        .args(["check", "--manifest", "spin.toml"])
-        .current_dir(dir.path())
-        .env("TARN_DATABASE_URL", url)
-        .env_remove("DATABASE_URL")
-        .output()
-        .expect("run tarn check");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
+    run_output(
+        Command::new(tarn_binary())
+            .args(["check", "--manifest", "spin.toml"])
+            .current_dir(dir.path())
+            .env("TARN_DATABASE_URL", url)
+            .env_remove("DATABASE_URL"),
+    )
 }
 
 /// Bar: across a tour of failures — wrong password (URL and key/value
