@@ -266,6 +266,7 @@ struct FileDatabase {
     max_waiting: Option<i64>,
     connect_timeout: Option<f64>,
     use_lifo: Option<bool>,
+    statement_cache_size: Option<i64>,
     session_reset: Option<SessionReset>,
 }
 
@@ -472,6 +473,10 @@ fn database(
     if let Some(v) = file.use_lifo {
         pool.use_lifo = v;
     }
+    if let Some(v) = file.statement_cache_size {
+        pool.statement_cache_size =
+            non_negative(&format!("database.{name}.statement_cache_size"), v)?;
+    }
     pool.validate()
         .map_err(|e| invalid(format!("database.{name}"), "", &e.to_string()))?;
     Ok(DatabaseSettings {
@@ -634,6 +639,21 @@ mod tests {
         assert_eq!(s.databases[DEFAULT_DATABASE].pool.pool_recycle, None);
         let s = parse("[database.default]\npool_recycle = 0\n").unwrap();
         assert_eq!(s.databases[DEFAULT_DATABASE].pool.pool_recycle, None);
+    }
+
+    #[test]
+    fn statement_cache_size_is_read_and_checked() {
+        let pool = |text: &str| parse(text).map(|s| s.databases[DEFAULT_DATABASE].pool.clone());
+        assert_eq!(pool("").unwrap().statement_cache_size, 100);
+        let off = pool("[database.default]\nstatement_cache_size = 0\n").unwrap();
+        assert_eq!(off.statement_cache_size, 0);
+        let err = pool("[database.default]\nstatement_cache_size = -1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("database.default.statement_cache_size"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -8,7 +8,7 @@ use tarn_pool::MetricsSnapshot;
 type Counter = (&'static str, &'static str, fn(&MetricsSnapshot) -> u64);
 
 /// Every pool counter tarn exports.
-const COUNTERS: [Counter; 13] = [
+const COUNTERS: [Counter; 15] = [
     ("connections_created", "Connections opened.", |m| {
         m.connections_created
     }),
@@ -63,6 +63,16 @@ const COUNTERS: [Counter; 13] = [
         "connect_failures",
         "Failed attempts to open a connection.",
         |m| m.connect_failures,
+    ),
+    (
+        "statements_prepared",
+        "Statements prepared into a connection's statement cache.",
+        |m| m.statements_prepared,
+    ),
+    (
+        "statement_cache_hits",
+        "Statement runs that reused a prepared statement (no parse, no plan).",
+        |m| m.statement_cache_hits,
     ),
 ];
 

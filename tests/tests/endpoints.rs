@@ -289,6 +289,71 @@ async fn each_transaction_ends_before_its_connection_is_reused() {
     assert_eq!(idle_in_transaction(&observer, &app).await, 0);
 }
 
+/// The value of a `tarn_pool_*_total` counter of the default database.
+async fn pool_counter(admin_port: u16, name: &str) -> u64 {
+    let metrics = get(admin_port, "/metrics").await.text();
+    let prefix = format!("tarn_pool_{name}_total{{database=\"default\"}} ");
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(&prefix))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {prefix} in {metrics}"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn repeated_queries_are_prepared_and_survive_schema_changes() {
+    let app = unique_name("prepared");
+    let table = app.replace('-', "_");
+    let tarn = start(
+        &app,
+        "[database.default]\npool_size = 1\nmax_overflow = 0\n",
+        "",
+    );
+    let observer = connect(MACHINE_URL).await;
+    observer
+        .batch_execute(&format!(
+            "CREATE TABLE {table} (a int); INSERT INTO {table} VALUES (1)"
+        ))
+        .await
+        .unwrap();
+    let select = json!({"sql": format!("SELECT * FROM {table} WHERE a = $1"), "params": [1]});
+    let rows = || async {
+        let r = post_json(tarn.port, "/query", &select).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        (r.json()["columns"].clone(), r.json()["rows"].clone())
+    };
+    for _ in 0..3 {
+        assert_eq!(rows().await, (json!(["a"]), json!([[1]])));
+    }
+    assert_eq!(
+        pool_counter(tarn.admin_port, "statements_prepared").await,
+        1
+    );
+    assert_eq!(
+        pool_counter(tarn.admin_port, "statement_cache_hits").await,
+        1
+    );
+
+    // The prepared `SELECT *` now returns another row type: PostgreSQL
+    // refuses to run it, and tarn runs the transaction again unprepared.
+    observer
+        .batch_execute(&format!("ALTER TABLE {table} ADD COLUMN b int DEFAULT 2"))
+        .await
+        .unwrap();
+    assert_eq!(rows().await, (json!(["a", "b"]), json!([[1, 2]])));
+
+    // A guest that deallocates every statement of its session.
+    let r = post_json(tarn.port, "/query", &json!({"sql": "DEALLOCATE ALL"})).await;
+    assert!(r.status == 200 || r.status == 400, "{}", r.text());
+    for _ in 0..3 {
+        assert_eq!(rows().await, (json!(["a", "b"]), json!([[1, 2]])));
+    }
+    observer
+        .batch_execute(&format!("DROP TABLE {table}"))
+        .await
+        .unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn graceful_shutdown_finishes_in_flight_requests() {
     let app = unique_name("shutdown");

@@ -52,6 +52,10 @@ pub struct PoolConfig {
     /// Hand out the most recently returned idle connection first (LIFO) instead of the least
     /// recently returned one (FIFO, the default, as in SQLAlchemy).
     pub use_lifo: bool,
+    /// Prepared statements each connection keeps (see [`StatementCache`](crate::StatementCache)):
+    /// a statement run a second time on a connection is prepared there and later runs skip
+    /// PostgreSQL's parse and plan. 0 prepares nothing. Default 100 (as asyncpg).
+    pub statement_cache_size: usize,
 }
 
 impl Default for PoolConfig {
@@ -70,6 +74,7 @@ impl Default for PoolConfig {
             reset_timeout: Duration::from_secs(5),
             pre_ping_after: Duration::from_secs(1),
             use_lifo: false,
+            statement_cache_size: 100,
         }
     }
 }

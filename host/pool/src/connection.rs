@@ -4,14 +4,17 @@
 use std::error::Error as _;
 use std::fmt;
 use std::ops::{BitOr, BitOrAssign, Deref, DerefMut};
+use std::sync::{MutexGuard, PoisonError};
 use std::time::Instant;
 
 use deadpool::managed::Object;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
-use tokio_postgres::{CancelToken, Client, NoTls};
+use tokio_postgres::types::Type;
+use tokio_postgres::{CancelToken, Client, NoTls, Statement};
 use tracing::{debug, warn};
 
 use crate::manager::{CancelRoute, Conn, Manager};
+use crate::statements::{Plan, StatementCache};
 use crate::stats::bump;
 
 /// What may be left on a connection by its user; set by upper layers with
@@ -117,9 +120,48 @@ impl PooledConnection {
         }
     }
 
-    /// Adds dirt flags: what the return must reset.
+    /// Adds dirt flags: what the return must reset. Session dirt forgets the connection's
+    /// prepared statements: the statement that changes the session may deallocate them, and
+    /// the reset (`DISCARD ALL`) will.
     pub fn mark(&mut self, dirt: Dirt) {
+        if dirt.contains(Dirt::SESSION) && !self.dirt.contains(Dirt::SESSION) {
+            self.statements().clear();
+        }
         self.dirt |= dirt;
+    }
+
+    fn statements(&self) -> MutexGuard<'_, StatementCache> {
+        self.conn()
+            .statements
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// How to run `sql` with parameters of `types` on this connection: with a statement it
+    /// prepared earlier, by preparing it now (a statement seen before), or unnamed. Always
+    /// unnamed while the session is dirty (its statements are discarded on return).
+    pub fn plan(&self, sql: &str, types: &[Type]) -> Plan {
+        if self.dirt.contains(Dirt::SESSION) {
+            return Plan::Unnamed;
+        }
+        let plan = self.statements().plan(sql, types);
+        if let Plan::Prepared(_) = plan {
+            bump(&self.conn().shared.counters.statement_cache_hits);
+        }
+        plan
+    }
+
+    /// Keeps `statement`, just prepared on this connection for `sql` with `types`, for later
+    /// runs (after [`Plan::Prepare`]).
+    pub fn remember(&self, sql: &str, types: &[Type], statement: Statement) {
+        self.statements().insert(sql, types, statement);
+        bump(&self.conn().shared.counters.statements_prepared);
+    }
+
+    /// Drops the prepared statement for `sql` with `types`: PostgreSQL refused to run it
+    /// (its cached plan no longer fits the schema, or it was deallocated).
+    pub fn forget(&self, sql: &str, types: &[Type]) {
+        self.statements().remove(sql, types);
     }
 
     /// Removes dirt flags (e.g. `TRANSACTION` after a successful `COMMIT`).

@@ -45,6 +45,7 @@ mod error;
 mod maintenance;
 mod manager;
 mod pool;
+mod statements;
 mod stats;
 
 pub use config::{MAX_CONNECTIONS, PoolConfig};
@@ -52,4 +53,5 @@ pub use connection::{Dirt, PooledConnection, is_disconnect};
 pub use error::PoolError;
 pub use manager::DEFAULT_APPLICATION_NAME;
 pub use pool::Pool;
+pub use statements::{Plan, StatementCache};
 pub use stats::{HistogramBucket, HistogramSnapshot, MetricsSnapshot, PoolStats, WAIT_BUCKETS};

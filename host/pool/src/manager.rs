@@ -19,7 +19,7 @@ use tracing::{debug, warn};
 use crate::stats::{
     CachePadded, Counters, Counts, Histogram, IDLE, OPENING, OUT, PoolStats, State, bump,
 };
-use crate::{PoolConfig, PoolError};
+use crate::{PoolConfig, PoolError, StatementCache};
 
 /// The `application_name` set on connections whose configuration has none.
 pub const DEFAULT_APPLICATION_NAME: &str = "tarn";
@@ -422,6 +422,9 @@ pub(crate) struct Conn {
     slot: u64,
     /// Time spent connecting or pre-pinging during the checkout that is producing it.
     pub checkout_io: Duration,
+    /// Statements prepared on this connection (locked only between awaits, never contended:
+    /// one user at a time).
+    pub statements: Mutex<StatementCache>,
     pub shared: Arc<Shared>,
 }
 
@@ -454,6 +457,7 @@ impl Conn {
             epoch: shared.epoch.load(Relaxed),
             slot,
             checkout_io: Duration::ZERO,
+            statements: Mutex::new(StatementCache::new(shared.config.statement_cache_size)),
             shared: Arc::clone(shared),
         })
     }

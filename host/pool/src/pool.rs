@@ -211,6 +211,8 @@ impl Pool {
             resets: c.resets.load(Relaxed),
             reset_failures: c.reset_failures.load(Relaxed),
             connect_failures: c.connect_failures.load(Relaxed),
+            statements_prepared: c.statements_prepared.load(Relaxed),
+            statement_cache_hits: c.statement_cache_hits.load(Relaxed),
             checkout_wait: shared.wait_hist.snapshot(),
         }
     }

@@ -127,6 +127,8 @@ pub(crate) struct Counters {
     pub resets: AtomicU64,
     pub reset_failures: AtomicU64,
     pub connect_failures: AtomicU64,
+    pub statements_prepared: AtomicU64,
+    pub statement_cache_hits: AtomicU64,
 }
 
 /// Adds one to an event counter.
@@ -266,6 +268,10 @@ pub struct MetricsSnapshot {
     pub reset_failures: u64,
     /// Failed attempts to open a connection.
     pub connect_failures: u64,
+    /// Statements prepared into a connection's statement cache.
+    pub statements_prepared: u64,
+    /// Statement runs that reused a prepared statement.
+    pub statement_cache_hits: u64,
     /// Time successful checkouts took (`get()` latency: queueing, plus any pre-ping or connect).
     pub checkout_wait: HistogramSnapshot,
 }

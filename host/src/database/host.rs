@@ -12,11 +12,13 @@ use std::sync::Arc;
 
 use futures::future::{BoxFuture, join};
 use futures::{FutureExt, TryStreamExt};
-use tarn_pool::{Dirt, PoolError, PooledConnection};
+use tarn_pool::{Dirt, Plan, PoolError, PooledConnection};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
-use tokio_postgres::Client;
+use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
+use tokio_postgres::types::Type;
+use tokio_postgres::{Client, Statement};
 use wasmtime::component::{HasData, Resource, ResourceTable};
 
 use crate::bindings::tarn::postgres::database::{
@@ -315,13 +317,103 @@ enum Failure {
     Host(Error),
 }
 
-/// Checks a guest statement and converts its parameters, marking `conn` for
-/// what the statement may leave behind.
-fn admit(conn: &mut PooledConnection, sql: &str, params: Vec<Value>) -> Result<Vec<Param>, Error> {
+/// Where a guest statement runs.
+enum Scope<'a> {
+    /// On its own (autocommit).
+    Alone,
+    /// In a transaction, after its deferred `BEGIN` while that is unsent.
+    Transaction(&'a mut Option<String>),
+}
+
+/// Checks a guest statement, converts its parameters, marks `conn` for what
+/// the statement may leave behind, and runs it with `attempt` (given the
+/// client, the SQL, the statement prepared for it if any, and the converted
+/// parameters), after the transaction's deferred `BEGIN` if any.
+///
+/// A prepared statement PostgreSQL calls stale (its table changed shape, or
+/// it was deallocated) is forgotten. If the statement ran alone or first in
+/// its transaction, it failed before anything else happened there, so it is
+/// tried once more, unprepared (after `ROLLBACK` of the aborted transaction
+/// and a new `BEGIN`); later in a transaction the guest gets the error.
+async fn run<T>(
+    conn: &mut PooledConnection,
+    scope: Scope<'_>,
+    sql: &str,
+    params: Vec<Value>,
+    attempt: impl for<'c> Fn(
+        &'c Client,
+        &'c str,
+        Option<Statement>,
+        &'c [Param],
+    ) -> BoxFuture<'c, Result<T, Failure>>,
+) -> Result<T, Error> {
     let effect = classify(sql).map_err(not_allowed)?;
     let params = convert(params)?;
     mark(conn, effect);
-    Ok(params)
+    let types: Vec<Type> = params.iter().map(Param::pg_type).collect();
+    let (alone, begin) = match scope {
+        Scope::Alone => (true, None),
+        Scope::Transaction(begin) => (false, begin.take()),
+    };
+    let once = |begin: Option<String>| {
+        let conn: &PooledConnection = conn;
+        let statement = async {
+            let prepared = prepared(conn, effect, sql, &types)
+                .await
+                .map_err(Failure::Statement)?;
+            attempt(conn, sql, prepared, &params).await
+        };
+        after_begin(conn, begin, statement)
+    };
+    let mut outcome = once(begin.clone()).await;
+    if effect == Effect::Planned && is_stale(&outcome) {
+        conn.forget(sql, &types);
+        if alone || begin.is_some() {
+            let again = begin.map(|begin| format!("ROLLBACK; {begin}"));
+            outcome = once(again).await;
+        }
+    }
+    settle(conn, outcome)
+}
+
+/// The statement to run `sql` with on `conn`: one it prepared earlier, one
+/// prepared now (a query it has run before), or none (run it unnamed).
+async fn prepared(
+    conn: &PooledConnection,
+    effect: Effect,
+    sql: &str,
+    types: &[Type],
+) -> Result<Option<Statement>, tokio_postgres::Error> {
+    if effect != Effect::Planned {
+        return Ok(None);
+    }
+    let statement = match conn.plan(sql, types) {
+        Plan::Prepared(statement) => statement,
+        Plan::Unnamed => return Ok(None),
+        Plan::Prepare => {
+            let statement = conn.prepare_typed(sql, types).await?;
+            conn.remember(sql, types, statement.clone());
+            statement
+        }
+    };
+    // PostgreSQL counts more parameters than the guest sent: run it unnamed,
+    // so that the guest gets PostgreSQL's own error.
+    Ok((statement.params().len() == types.len()).then_some(statement))
+}
+
+/// Whether a statement failed because the prepared statement it ran is no
+/// longer valid on the server.
+fn is_stale<T>(outcome: &Result<T, Failure>) -> bool {
+    let Err(Failure::Statement(e)) = outcome else {
+        return false;
+    };
+    e.as_db_error().is_some_and(|db| {
+        *db.code() == SqlState::INVALID_SQL_STATEMENT_NAME
+            || (*db.code() == SqlState::FEATURE_NOT_SUPPORTED
+                && db
+                    .message()
+                    .starts_with("cached plan must not change result type"))
+    })
 }
 
 /// A statement's outcome as the guest sees it, with the connection that ran
@@ -366,62 +458,62 @@ async fn after_begin<T>(
     }
 }
 
-/// Runs a row-returning statement on `conn`, after `begin` if given.
+/// Runs a row-returning statement on `conn`.
 async fn query(
     conn: &mut PooledConnection,
-    begin: &mut Option<String>,
+    scope: Scope<'_>,
     sql: &str,
     params: Vec<Value>,
     limits: ResultLimits,
 ) -> Result<RowSet, Error> {
-    let params = admit(conn, sql, params)?;
-    let client: &Client = conn;
-    let rows = after_begin(client, begin.take(), fetch(client, sql, &params, limits)).await;
-    settle(conn, rows)
+    run(conn, scope, sql, params, |client, sql, prepared, params| {
+        Box::pin(fetch(client, sql, prepared, params, limits))
+    })
+    .await
 }
 
-/// Runs a statement on `conn`, after `begin` if given, and returns the rows
-/// it affected.
+/// Runs a statement on `conn` and returns the rows it affected.
 async fn execute(
     conn: &mut PooledConnection,
-    begin: &mut Option<String>,
+    scope: Scope<'_>,
     sql: &str,
     params: Vec<Value>,
 ) -> Result<u64, Error> {
-    let params = admit(conn, sql, params)?;
-    let typed: Vec<(&(dyn ToSql + Sync), _)> = params
-        .iter()
-        .map(|p| (p as &(dyn ToSql + Sync), p.pg_type()))
-        .collect();
-    let client: &Client = conn;
-    let statement = async {
-        client
-            .execute_typed(sql, &typed)
-            .await
-            .map_err(Failure::Statement)
-    };
-    let affected = after_begin(client, begin.take(), statement).await;
-    settle(conn, affected)
+    run(conn, scope, sql, params, |client, sql, prepared, params| {
+        Box::pin(async move {
+            let affected = match prepared {
+                Some(statement) => client.execute_raw(&statement, params).await,
+                None => {
+                    let typed: Vec<(&(dyn ToSql + Sync), _)> = params
+                        .iter()
+                        .map(|p| (p as &(dyn ToSql + Sync), p.pg_type()))
+                        .collect();
+                    client.execute_typed(sql, &typed).await
+                }
+            };
+            affected.map_err(Failure::Statement)
+        })
+    })
+    .await
 }
 
-fn mark(conn: &mut PooledConnection, effect: Effect) {
-    conn.mark(match effect {
-        Effect::Clean => Dirt::IN_FLIGHT,
-        Effect::Session => Dirt::IN_FLIGHT | Dirt::SESSION,
-    });
-}
-
+/// Runs a row-returning statement (`prepared` for it, or `sql` unnamed) and
+/// collects its rows within `limits`.
 async fn fetch(
     client: &Client,
     sql: &str,
+    prepared: Option<Statement>,
     params: &[Param],
     limits: ResultLimits,
 ) -> Result<RowSet, Failure> {
-    let typed = params.iter().map(|p| (p, p.pg_type()));
-    let stream = client
-        .query_typed_raw(sql, typed)
-        .await
-        .map_err(Failure::Statement)?;
+    let stream = match &prepared {
+        Some(statement) => client.query_raw(statement, params).await,
+        None => {
+            let typed = params.iter().map(|p| (p, p.pg_type()));
+            client.query_typed_raw(sql, typed).await
+        }
+    };
+    let stream = stream.map_err(Failure::Statement)?;
     let mut stream = pin!(stream);
     let mut cols = None;
     let mut rows = Vec::new();
@@ -454,18 +546,28 @@ async fn fetch(
     }
     let columns = match cols {
         Some(c) => c,
-        // No rows: ask PostgreSQL for the columns (one extra round trip, only
-        // for empty results).
-        None => {
-            let types: Vec<_> = params.iter().map(Param::pg_type).collect();
-            let stmt = client
-                .prepare_typed(sql, &types)
-                .await
-                .map_err(Failure::Statement)?;
-            columns(stmt.columns())
-        }
+        None => match prepared {
+            Some(statement) => columns(statement.columns()),
+            // No rows: ask PostgreSQL for the columns (one extra round trip,
+            // only for empty results of unprepared statements).
+            None => {
+                let types: Vec<_> = params.iter().map(Param::pg_type).collect();
+                let stmt = client
+                    .prepare_typed(sql, &types)
+                    .await
+                    .map_err(Failure::Statement)?;
+                columns(stmt.columns())
+            }
+        },
     };
     Ok(RowSet { columns, rows })
+}
+
+fn mark(conn: &mut PooledConnection, effect: Effect) {
+    conn.mark(match effect {
+        Effect::Planned | Effect::Clean => Dirt::IN_FLIGHT,
+        Effect::Session => Dirt::IN_FLIGHT | Dirt::SESSION,
+    });
 }
 
 /// Sends `ROLLBACK` without waiting for its answer and gives the connection
@@ -634,7 +736,7 @@ impl HostDatabase for DbView<'_> {
         Ok(ctx
             .bounded(async {
                 let mut lease = ctx.lease(&db).await?;
-                let rows = query(&mut lease.conn, &mut None, &sql, params, limits).await;
+                let rows = query(&mut lease.conn, Scope::Alone, &sql, params, limits).await;
                 lease.reset_session().await;
                 rows
             })
@@ -652,7 +754,7 @@ impl HostDatabase for DbView<'_> {
         Ok(ctx
             .bounded(async {
                 let mut lease = ctx.lease(&db).await?;
-                let affected = execute(&mut lease.conn, &mut None, &sql, params).await;
+                let affected = execute(&mut lease.conn, Scope::Alone, &sql, params).await;
                 lease.reset_session().await;
                 affected
             })
@@ -755,7 +857,9 @@ impl HostTransaction for DbView<'_> {
     ) -> wasmtime::Result<Result<RowSet, Error>> {
         let limits = self.ctx.limits;
         self.in_transaction(&tx, move |conn, begin| {
-            Box::pin(async move { query(conn, begin, &sql, params, limits).await })
+            Box::pin(
+                async move { query(conn, Scope::Transaction(begin), &sql, params, limits).await },
+            )
         })
         .await
     }
@@ -767,7 +871,7 @@ impl HostTransaction for DbView<'_> {
         params: Vec<Value>,
     ) -> wasmtime::Result<Result<u64, Error>> {
         self.in_transaction(&tx, move |conn, begin| {
-            Box::pin(async move { execute(conn, begin, &sql, params).await })
+            Box::pin(async move { execute(conn, Scope::Transaction(begin), &sql, params).await })
         })
         .await
     }

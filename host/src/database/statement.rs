@@ -6,11 +6,16 @@
 //! tracks); statements that may change session state (`SET`, `LISTEN`,
 //! `PREPARE`, temporary tables, advisory locks, ...) mark the connection so
 //! it is reset with `DISCARD ALL` before anyone else gets it. Everything else
-//! leaves the connection clean and costs no reset.
+//! leaves the connection clean and costs no reset; of those, the queries
+//! PostgreSQL plans are worth preparing (the connection's statement cache).
 
 /// The verdict on one statement.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Effect {
+    /// A query PostgreSQL parses and plans (`SELECT`, `INSERT`, `UPDATE`,
+    /// `DELETE`, `MERGE`, ...): leaves no session state behind, and is worth
+    /// preparing when it runs again.
+    Planned,
     /// Leaves no session state behind.
     Clean,
     /// May leave session state behind: reset before reuse.
@@ -27,10 +32,16 @@ pub struct TransactionControl {
     pub keyword: String,
 }
 
-/// Leading keywords that never leave session state behind on their own.
+/// Leading keywords of the queries PostgreSQL plans; none leaves session
+/// state behind on its own.
+const PLANNED: &[&str] = &[
+    "SELECT", "INSERT", "UPDATE", "DELETE", "WITH", "VALUES", "TABLE", "MERGE",
+];
+
+/// Other leading keywords that never leave session state behind on their own.
 const PLAIN: &[&str] = &[
-    "SELECT", "INSERT", "UPDATE", "DELETE", "WITH", "VALUES", "TABLE", "MERGE", "EXPLAIN", "SHOW",
-    "CREATE", "ALTER", "DROP", "TRUNCATE", "COMMENT", "GRANT", "REVOKE", "ANALYZE", "REFRESH",
+    "EXPLAIN", "SHOW", "CREATE", "ALTER", "DROP", "TRUNCATE", "COMMENT", "GRANT", "REVOKE",
+    "ANALYZE", "REFRESH",
 ];
 
 /// Leading keywords that start, end or nest transactions.
@@ -59,12 +70,15 @@ pub fn classify(sql: &str) -> Result<Effect, TransactionControl> {
     if is_txn {
         return Err(TransactionControl { keyword: first });
     }
-    if !PLAIN.contains(&first.as_str()) {
+    let planned = PLANNED.contains(&first.as_str());
+    if !planned && !PLAIN.contains(&first.as_str()) {
         return Ok(Effect::Session);
     }
     let lower = sql.to_ascii_lowercase();
     if SESSION_MARKERS.iter().any(|m| lower.contains(m)) {
         Ok(Effect::Session)
+    } else if planned {
+        Ok(Effect::Planned)
     } else {
         Ok(Effect::Clean)
     }
@@ -120,7 +134,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn plain_statements_are_clean() {
+    fn queries_are_planned() {
         for sql in [
             "select 1",
             "  SELECT * FROM notes WHERE id = $1",
@@ -129,6 +143,18 @@ mod tests {
             "with x as (select 1) select * from x",
             "-- comment\nupdate t set a = 1",
             "/* a /* nested */ comment */ delete from t",
+        ] {
+            assert_eq!(classify(sql), Ok(Effect::Planned), "{sql}");
+        }
+    }
+
+    #[test]
+    fn other_plain_statements_are_clean() {
+        for sql in [
+            "create table t (a int)",
+            "EXPLAIN SELECT 1",
+            "show work_mem",
+            "drop table t",
         ] {
             assert_eq!(classify(sql), Ok(Effect::Clean), "{sql}");
         }
