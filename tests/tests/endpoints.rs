@@ -355,6 +355,24 @@ async fn repeated_queries_are_prepared_and_survive_schema_changes() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn nothing_is_prepared_when_every_session_is_reset() {
+    let app = unique_name("prepared-always");
+    let tarn = start(
+        &app,
+        "[database.default]\npool_size = 1\nmax_overflow = 0\nsession_reset = \"always\"\n",
+        "",
+    );
+    for _ in 0..3 {
+        let r = post_json(tarn.port, "/query", &json!({"sql": "SELECT 1"})).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    assert_eq!(
+        pool_counter(tarn.admin_port, "statements_prepared").await,
+        0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn graceful_shutdown_finishes_in_flight_requests() {
     let app = unique_name("shutdown");
     let mut tarn = start(&app, "", "");
