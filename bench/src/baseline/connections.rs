@@ -7,7 +7,8 @@ use anyhow::{Context, Result};
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Mutex, MutexGuard};
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::{Client, NoTls, Row};
 
 /// Connections of the native ceiling's pool: the same cap as tarn's default pool (5 + 10).
 pub const NATIVE_POOL_SIZE: usize = 15;
@@ -21,6 +22,9 @@ pub const RESET_POOL_SIZE: usize = 64;
 pub enum Strategy {
     /// deadpool-postgres, `RecyclingMethod::Fast`, 15 connections: the ceiling.
     Native,
+    /// `native`, with every query prepared once per connection (deadpool-postgres'
+    /// `prepare_typed_cached`): the ceiling with a statement cache, as tarn has.
+    NativePrepared,
     /// A new connection for every request (Spin before 3.4).
     ConnectPerRequest,
     /// deadpool-postgres, `RecyclingMethod::Clean` (7 reset statements per checkout), 64
@@ -32,8 +36,9 @@ pub enum Strategy {
 
 impl Strategy {
     /// Every baseline strategy.
-    pub const ALL: [Strategy; 4] = [
+    pub const ALL: [Strategy; 5] = [
         Strategy::Native,
+        Strategy::NativePrepared,
         Strategy::ConnectPerRequest,
         Strategy::ResetPerCheckout,
         Strategy::SingleConnection,
@@ -43,6 +48,7 @@ impl Strategy {
     pub fn name(self) -> &'static str {
         match self {
             Strategy::Native => "native",
+            Strategy::NativePrepared => "native-prepared",
             Strategy::ConnectPerRequest => "connect-per-request",
             Strategy::ResetPerCheckout => "reset-per-checkout",
             Strategy::SingleConnection => "single-connection",
@@ -54,6 +60,8 @@ impl Strategy {
 pub enum Connections {
     /// A deadpool pool (native and reset-per-checkout).
     Pool(Pool),
+    /// A deadpool pool whose queries go through each connection's statement cache.
+    Caching(Pool),
     /// Connect anew each time.
     PerRequest(tokio_postgres::Config),
     /// The one shared connection.
@@ -64,6 +72,8 @@ pub enum Connections {
 pub enum Lease<'a> {
     /// From a pool.
     Pooled(Object),
+    /// From a pool; queries are prepared once per connection.
+    Caching(Object),
     /// Opened for this request; closed when dropped.
     Owned(Client),
     /// The shared connection, locked for this request.
@@ -74,9 +84,29 @@ impl Deref for Lease<'_> {
     type Target = Client;
     fn deref(&self) -> &Client {
         match self {
-            Lease::Pooled(obj) => obj,
+            Lease::Pooled(obj) | Lease::Caching(obj) => obj,
             Lease::Owned(client) => client,
             Lease::Shared(guard) => guard,
+        }
+    }
+}
+
+impl Lease<'_> {
+    /// Runs a query with typed parameters: unnamed, or for `native-prepared` through the
+    /// connection's statement cache (prepared on first use).
+    pub async fn query_typed(
+        &self,
+        sql: &str,
+        params: &[(&(dyn ToSql + Sync), Type)],
+    ) -> Result<Vec<Row>, tokio_postgres::Error> {
+        match self {
+            Lease::Caching(obj) => {
+                let types: Vec<Type> = params.iter().map(|(_, t)| t.clone()).collect();
+                let statement = obj.prepare_typed_cached(sql, &types).await?;
+                let values: Vec<&(dyn ToSql + Sync)> = params.iter().map(|(v, _)| *v).collect();
+                obj.query(&statement, &values).await
+            }
+            other => Client::query_typed(other, sql, params).await,
         }
     }
 }
@@ -105,6 +135,9 @@ impl Connections {
         };
         Ok(match strategy {
             Strategy::Native => Connections::Pool(pool(RecyclingMethod::Fast, NATIVE_POOL_SIZE)?),
+            Strategy::NativePrepared => {
+                Connections::Caching(pool(RecyclingMethod::Fast, NATIVE_POOL_SIZE)?)
+            }
             Strategy::ResetPerCheckout => {
                 Connections::Pool(pool(RecyclingMethod::Clean, RESET_POOL_SIZE)?)
             }
@@ -117,6 +150,9 @@ impl Connections {
     pub async fn lease(&self) -> Result<Lease<'_>> {
         Ok(match self {
             Connections::Pool(pool) => Lease::Pooled(pool.get().await.context("pool checkout")?),
+            Connections::Caching(pool) => {
+                Lease::Caching(pool.get().await.context("pool checkout")?)
+            }
             Connections::PerRequest(pg) => Lease::Owned(connect(pg).await?),
             Connections::Single(client) => Lease::Shared(client.lock().await),
         })
