@@ -1,4 +1,4 @@
-//! Where a baseline gets its PostgreSQL connection for a request: the four strategies the
+//! Where a baseline gets its PostgreSQL connection for a request: the strategies the
 //! suite compares tarn against.
 
 use std::ops::Deref;
