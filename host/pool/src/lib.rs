@@ -53,5 +53,5 @@ pub use connection::{Dirt, PooledConnection, is_disconnect};
 pub use error::PoolError;
 pub use manager::DEFAULT_APPLICATION_NAME;
 pub use pool::Pool;
-pub use statements::{Plan, StatementCache};
+pub use statements::{MAX_CACHED_SQL_BYTES, Plan, StatementCache};
 pub use stats::{HistogramBucket, HistogramSnapshot, MetricsSnapshot, PoolStats, WAIT_BUCKETS};

@@ -3,13 +3,18 @@
 //! A statement seen a second time on a connection is prepared there (a named statement), and
 //! later runs skip PostgreSQL's parse and plan; a statement seen once stays unnamed, so one-off
 //! SQL costs no extra round trip. The cache is bounded: when it is full, the least recently used
-//! statement is dropped, which closes it on the server.
+//! statement is dropped, which closes it on the server; statements longer than
+//! [`MAX_CACHED_SQL_BYTES`] are never prepared, so a guest cannot fill the host's (and the
+//! server's) memory with huge statement texts.
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{DefaultHasher, Hash, Hasher};
 
 use tokio_postgres::Statement;
 use tokio_postgres::types::Type;
+
+/// The longest SQL text a connection prepares (asyncpg's `max_cacheable_statement_size`).
+pub const MAX_CACHED_SQL_BYTES: usize = 15 * 1024;
 
 /// How to run a statement on a connection, as [`StatementCache::plan`] decides.
 #[derive(Debug)]
@@ -67,7 +72,7 @@ impl StatementCache {
 
     /// How `sql` with parameters of `types` should run.
     pub fn plan(&mut self, sql: &str, types: &[Type]) -> Plan {
-        if self.capacity == 0 {
+        if self.capacity == 0 || sql.len() > MAX_CACHED_SQL_BYTES {
             return Plan::Unnamed;
         }
         let key = key(sql, types);

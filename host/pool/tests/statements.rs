@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::{app, config, pool};
-use tarn_pool::{Dirt, Plan, PoolConfig, PooledConnection};
+use tarn_pool::{Dirt, MAX_CACHED_SQL_BYTES, Plan, PoolConfig, PooledConnection};
 use tokio_postgres::types::Type;
 
 /// Named statements the connection's session holds on the server (counted with an unnamed one).
@@ -138,6 +138,21 @@ async fn a_zero_size_cache_prepares_nothing() {
     let conn = pool.get().await.expect("checkout");
     for _ in 0..3 {
         assert_eq!(run(&conn, "SELECT $1::int4").await, "unnamed");
+    }
+    assert_eq!(server_statements(&conn).await, 0);
+    drop(conn);
+    pool.close(Duration::from_secs(1)).await;
+}
+
+#[tokio::test]
+async fn statements_too_long_to_keep_stay_unnamed() {
+    let app = app("stmt_long");
+    let pool = pool("stmt_long", &app, with_cache(10)).await;
+    let conn = pool.get().await.expect("checkout");
+    let padding = "-".repeat(MAX_CACHED_SQL_BYTES);
+    let long = format!("SELECT $1::int4 /* {padding} */");
+    for _ in 0..3 {
+        assert_eq!(run(&conn, &long).await, "unnamed");
     }
     assert_eq!(server_statements(&conn).await, 0);
     drop(conn);
