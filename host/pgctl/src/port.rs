@@ -54,8 +54,15 @@ mod tests {
 
     #[test]
     fn picks_distinct_bindable_ports_outside_the_ephemeral_range() {
-        let first = pick_free().unwrap();
-        let held = TcpListener::bind((Ipv4Addr::LOCALHOST, first)).unwrap();
+        // Another test (or process) may take a port between the pick and
+        // the bind: pick again then.
+        let (first, held) = (0..8)
+            .find_map(|_| {
+                let port = pick_free().ok()?;
+                let held = TcpListener::bind((Ipv4Addr::LOCALHOST, port)).ok()?;
+                Some((port, held))
+            })
+            .expect("a free port that stays free long enough to bind it");
         assert!(!is_free(first));
         let second = pick_free().unwrap();
         assert_ne!(first, second);
