@@ -344,11 +344,16 @@ impl Shared {
     }
 
     /// Parks an idle connection opened by the refill task. Returns false (and closes it) if the
-    /// pool is closed or a burst of checkouts already took the pool to its cap.
+    /// pool is closed, if a burst of checkouts already took the pool to its cap, or if
+    /// checkouts opened connections of their own meanwhile so that this one would take the pool
+    /// past `pool_size` with nobody waiting (an idle overflow connection, which the pool does
+    /// not keep).
     pub fn park(&self, conn: Box<Conn>) -> bool {
         let rejected = {
             let mut stash = self.stash();
-            if self.closed.load(Relaxed) || self.state.load().committed() > self.config.max_size() {
+            let committed = self.state.load().committed();
+            let surplus = committed > self.config.pool_size && self.waiting.load(Relaxed) == 0;
+            if self.closed.load(Relaxed) || committed > self.config.max_size() || surplus {
                 Some(conn)
             } else {
                 stash.push(conn);
