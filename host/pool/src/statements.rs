@@ -141,14 +141,4 @@ impl StatementCache {
         self.entries.clear();
         self.seen.clear();
     }
-
-    /// Statements held.
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    /// Whether no statement is held.
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
 }
