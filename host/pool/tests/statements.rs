@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::{app, config, pool};
-use tarn_pool::{Dirt, MAX_CACHED_SQL_BYTES, Plan, PoolConfig, PooledConnection};
+use tarn_pool::{Dirt, MAX_CACHED_SQL_BYTES, Plan, Pool, PoolConfig, PooledConnection};
 use tokio_postgres::types::Type;
 
 /// Named statements the connection's session holds on the server (counted with an unnamed one).
@@ -42,17 +42,18 @@ async fn run(conn: &PooledConnection, sql: &str) -> &'static str {
     kind
 }
 
-fn with_cache(size: usize) -> PoolConfig {
-    PoolConfig {
+/// A one-connection pool for `test` whose connections keep `size` statements.
+async fn cached_pool(test: &str, size: usize) -> Pool {
+    let config = PoolConfig {
         statement_cache_size: size,
         ..config(1, 0)
-    }
+    };
+    pool(test, &app(test), config).await
 }
 
 #[tokio::test]
 async fn a_statement_is_prepared_when_it_runs_again() {
-    let app = app("stmt_again");
-    let pool = pool("stmt_again", &app, with_cache(10)).await;
+    let pool = cached_pool("stmt_again", 10).await;
     let conn = pool.get().await.expect("checkout");
     assert_eq!(run(&conn, "SELECT $1::int4").await, "unnamed");
     assert_eq!(server_statements(&conn).await, 0);
@@ -74,8 +75,7 @@ async fn a_statement_is_prepared_when_it_runs_again() {
 
 #[tokio::test]
 async fn the_least_recently_used_statement_is_closed_on_the_server() {
-    let app = app("stmt_lru");
-    let pool = pool("stmt_lru", &app, with_cache(2)).await;
+    let pool = cached_pool("stmt_lru", 2).await;
     let conn = pool.get().await.expect("checkout");
     let sqls = [
         "SELECT $1::int4 AS a",
@@ -99,8 +99,7 @@ async fn the_least_recently_used_statement_is_closed_on_the_server() {
 
 #[tokio::test]
 async fn session_dirt_forgets_the_statements_and_the_reset_deallocates_them() {
-    let app = app("stmt_session");
-    let pool = pool("stmt_session", &app, with_cache(10)).await;
+    let pool = cached_pool("stmt_session", 10).await;
     let mut conn = pool.get().await.expect("checkout");
     run(&conn, "SELECT $1::int4").await;
     run(&conn, "SELECT $1::int4").await;
@@ -119,8 +118,7 @@ async fn session_dirt_forgets_the_statements_and_the_reset_deallocates_them() {
 
 #[tokio::test]
 async fn a_statement_prepared_in_a_rolled_back_transaction_survives() {
-    let app = app("stmt_rollback");
-    let pool = pool("stmt_rollback", &app, with_cache(10)).await;
+    let pool = cached_pool("stmt_rollback", 10).await;
     let conn = pool.get().await.expect("checkout");
     run(&conn, "SELECT $1::int4").await;
     conn.batch_execute("BEGIN").await.expect("begin");
@@ -133,8 +131,7 @@ async fn a_statement_prepared_in_a_rolled_back_transaction_survives() {
 
 #[tokio::test]
 async fn a_zero_size_cache_prepares_nothing() {
-    let app = app("stmt_off");
-    let pool = pool("stmt_off", &app, with_cache(0)).await;
+    let pool = cached_pool("stmt_off", 0).await;
     let conn = pool.get().await.expect("checkout");
     for _ in 0..3 {
         assert_eq!(run(&conn, "SELECT $1::int4").await, "unnamed");
@@ -146,8 +143,7 @@ async fn a_zero_size_cache_prepares_nothing() {
 
 #[tokio::test]
 async fn statements_too_long_to_keep_stay_unnamed() {
-    let app = app("stmt_long");
-    let pool = pool("stmt_long", &app, with_cache(10)).await;
+    let pool = cached_pool("stmt_long", 10).await;
     let conn = pool.get().await.expect("checkout");
     let padding = "-".repeat(MAX_CACHED_SQL_BYTES);
     let long = format!("SELECT $1::int4 /* {padding} */");
