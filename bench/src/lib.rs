@@ -9,6 +9,7 @@ pub mod checkout;
 pub mod coldstart;
 pub mod cpu;
 pub mod database;
+pub mod delay;
 pub mod latency;
 pub mod load;
 pub mod memory;

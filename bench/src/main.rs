@@ -103,6 +103,10 @@ struct SuiteArgs {
     /// Runs per point.
     #[arg(long, default_value_t = 1)]
     repeats: usize,
+    /// One-way delay in milliseconds between the servers under test and PostgreSQL (a
+    /// delay line in between, to measure the database across a network); 0 is direct.
+    #[arg(long, default_value_t = 0.0)]
+    db_delay_ms: f64,
     /// Requests in flight for the memory measurement (0 skips).
     #[arg(long, default_value_t = 1000)]
     in_flight: usize,
@@ -228,6 +232,8 @@ fn main() -> Result<()> {
                 cache_dir: root.join(&args.work_dir).join("cache"),
                 work_dir: root.join(&args.work_dir),
                 database_url: args.database_url,
+                db_delay: Duration::try_from_secs_f64(args.db_delay_ms / 1e3)
+                    .context("--db-delay-ms must be a non-negative number")?,
                 tarn_variants: if args.tarn_variant.is_empty() {
                     vec![TarnVariant::defaults(), TarnVariant::tuned()]
                 } else {

@@ -70,6 +70,13 @@ pub struct Settings {
     pub concurrencies: Vec<usize>,
     /// Runs per point (the table shows the run with the median throughput).
     pub repeats: usize,
+    /// One-way delay added between the HTTP targets and PostgreSQL, in milliseconds (0:
+    /// direct).
+    #[serde(default)]
+    pub db_delay_ms: f64,
+    /// Median `SELECT 1` round trip through that delay, in milliseconds (0: direct).
+    #[serde(default)]
+    pub db_round_trip_ms: f64,
 }
 
 /// One (workload, target, concurrency) point.
@@ -238,6 +245,13 @@ impl Report {
             "Each point: {} s warm-up, {} s measured (at most {} requests), {} run(s); the median-throughput run is shown.\n",
             s.warmup_s, s.duration_s, s.max_requests, s.repeats
         );
+        if s.db_delay_ms > 0.0 {
+            let _ = writeln!(
+                md,
+                "The servers reached PostgreSQL through a delay line (`--db-delay-ms`): {} ms each way, as to a database across a network; a `SELECT 1` round trip through it took {:.2} ms (median).\n",
+                s.db_delay_ms, s.db_round_trip_ms
+            );
+        }
         for workload in self.workloads() {
             let _ = writeln!(md, "### {workload}\n");
             let _ = writeln!(

@@ -28,6 +28,7 @@ pub fn config(
         cache_dir,
         work_dir,
         database_url: Some(database_url),
+        db_delay: Duration::ZERO,
         tarn_variants: vec![TarnVariant::defaults()],
         workloads: Workload::ALL.to_vec(),
         baselines: Strategy::ALL.to_vec(),

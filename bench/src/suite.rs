@@ -9,6 +9,7 @@ use anyhow::{Context, Result, bail};
 
 use crate::baseline::Strategy;
 use crate::database::BenchDatabase;
+use crate::delay::{self, DelayProxy};
 use crate::load::{self, LoadSpec};
 use crate::report::{HttpPoint, Machine, Report, Settings, TARN};
 use crate::server::{Binaries, Server, TarnOptions};
@@ -27,6 +28,9 @@ pub struct SuiteConfig {
     pub cache_dir: PathBuf,
     /// PostgreSQL URL; `None` starts a private cluster under `work_dir`.
     pub database_url: Option<String>,
+    /// One-way delay between the HTTP targets and PostgreSQL (a [`DelayProxy`] in
+    /// between); zero connects them directly.
+    pub db_delay: Duration,
     /// tarn configurations to load, each a target of its own.
     pub tarn_variants: Vec<TarnVariant>,
     /// Workloads to load.
@@ -128,10 +132,30 @@ pub fn run(config: &SuiteConfig) -> Result<Report> {
     let postgres = rt.block_on(db.version())?;
     rt.block_on(workload::prepare_tables(&db.url))?;
     eprintln!("database: {} (PostgreSQL {postgres})", db.url);
+    // The servers under test reach the database through the delay line, if any; the
+    // suite's own connections (tables, checkout, cold start) do not.
+    let proxy = if config.db_delay.is_zero() {
+        None
+    } else {
+        let upstream = delay::upstream(&db.url)?;
+        let proxy = DelayProxy::start(upstream, config.db_delay)?;
+        let url = proxy.url(&db.url, upstream)?;
+        let direct = rt.block_on(delay::round_trip(&db.url))?;
+        let delayed = rt.block_on(delay::round_trip(&url))?;
+        eprintln!(
+            "delay line: {:?} each way; SELECT 1 round trip {delayed:?} through it, {direct:?} direct",
+            config.db_delay
+        );
+        Some((proxy, url, delayed))
+    };
+    let target_url = proxy.as_ref().map_or(db.url.as_str(), |(_, url, _)| url);
+    let db_round_trip_ms = proxy
+        .as_ref()
+        .map_or(0.0, |(_, _, rtt)| rtt.as_secs_f64() * 1e3);
 
-    let http = rt.block_on(http_points(config, &db))?;
+    let http = rt.block_on(http_points(config, &db, target_url))?;
     let memory = if config.in_flight > 0 {
-        rt.block_on(memory_points(config, &db.url))?
+        rt.block_on(memory_points(config, target_url))?
     } else {
         Vec::new()
     };
@@ -191,6 +215,8 @@ pub fn run(config: &SuiteConfig) -> Result<Report> {
             max_requests: config.max_requests,
             concurrencies: config.concurrencies.clone(),
             repeats: config.repeats,
+            db_delay_ms: config.db_delay.as_secs_f64() * 1e3,
+            db_round_trip_ms,
         },
         http,
         overhead,
@@ -232,8 +258,11 @@ fn targets(config: &SuiteConfig, workload: Workload) -> Vec<String> {
     targets
 }
 
-async fn http_points(config: &SuiteConfig, db: &BenchDatabase) -> Result<Vec<HttpPoint>> {
-    let url = db.url.as_str();
+async fn http_points(
+    config: &SuiteConfig,
+    db: &BenchDatabase,
+    url: &str,
+) -> Result<Vec<HttpPoint>> {
     let mut servers = Vec::new();
     for variant in &config.tarn_variants {
         let dir = config.work_dir.join(&variant.name);
