@@ -16,7 +16,8 @@
 //!
 //! Unknown keys are errors, and so are Spin features tarn does not offer (outbound hosts,
 //! files, variables, key-value stores, ...), each with the line and column of the offending
-//! key: nothing is silently ignored.
+//! key: nothing is silently ignored. A value of the wrong shape is named by its dotted key
+//! (`component.sample.limits.memory_mb`) as well as its position.
 
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -155,7 +156,11 @@ pub enum ManifestError {
         source: std::io::Error,
     },
     /// The file is not valid TOML, or does not have the manifest's shape.
-    #[error("{}:{line}:{column}: {message}", path.display())]
+    #[error(
+        "{}:{line}:{column}: {}{message}",
+        path.display(),
+        key.as_ref().map(|k| format!("`{k}`: ")).unwrap_or_default()
+    )]
     Parse {
         /// The manifest's path.
         path: PathBuf,
@@ -163,6 +168,9 @@ pub enum ManifestError {
         line: usize,
         /// 1-based column (in characters).
         column: usize,
+        /// The dotted key whose value is wrong (e.g. `component.sample.databases`), when
+        /// the TOML itself parsed.
+        key: Option<String>,
         /// What is wrong.
         message: String,
     },
@@ -205,12 +213,13 @@ impl Manifest {
             text,
             path: path_for_errors,
         };
-        let document = DeTable::parse(text).map_err(|e| source.parse_error(&e))?;
+        let document = DeTable::parse(text).map_err(|e| source.parse_error(&e, None))?;
         if let Some((span, message)) = unsupported(document.get_ref()) {
             return Err(source.invalid(Some(span), message));
         }
+        let keys = document.get_ref().clone();
         let raw = RawManifest::deserialize(toml::de::Deserializer::from(document))
-            .map_err(|e| source.parse_error(&e))?;
+            .map_err(|e| source.parse_error(&e, Some(&keys)))?;
         raw.validate(&source, dir)
     }
 }
@@ -236,12 +245,19 @@ impl Source<'_> {
         )
     }
 
-    fn parse_error(&self, error: &toml::de::Error) -> ManifestError {
-        let (line, column) = self.position(error.span().map_or(0, |span| span.start));
+    /// A TOML error; with the parsed `document`, it names the key whose value is wrong.
+    fn parse_error(
+        &self,
+        error: &toml::de::Error,
+        document: Option<&DeTable<'_>>,
+    ) -> ManifestError {
+        let offset = error.span().map_or(0, |span| span.start);
+        let (line, column) = self.position(offset);
         ManifestError::Parse {
             path: self.path.to_owned(),
             line,
             column,
+            key: document.and_then(|d| key_at(d, offset)),
             message: error.message().trim_end().to_owned(),
         }
     }
@@ -252,6 +268,38 @@ impl Source<'_> {
             line: span.map(|span| self.position(span.start).0),
             message,
         }
+    }
+}
+
+/// The dotted path of the innermost key whose key or value spans byte `offset` (array items
+/// as `[i]`), e.g. `component.sample.limits.memory_mb` or `trigger.http[0].route`. Tables
+/// are searched whatever their span: a `[header]` table's span is its header alone.
+fn key_at(table: &DeTable<'_>, offset: usize) -> Option<String> {
+    table.iter().find_map(|(key, value)| {
+        let name = key.get_ref();
+        match inner_key_at(value, offset) {
+            Some(rest) => Some(format!("{name}{rest}")),
+            None if key.span().contains(&offset) || value.span().contains(&offset) => {
+                Some(name.to_string())
+            }
+            None => None,
+        }
+    })
+}
+
+/// The rest of [`key_at`]'s path below `value`: `.key...` in a table, `[i]...` in an array.
+fn inner_key_at(value: &Spanned<DeValue<'_>>, offset: usize) -> Option<String> {
+    match value.get_ref() {
+        DeValue::Table(inner) => key_at(inner, offset).map(|rest| format!(".{rest}")),
+        DeValue::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, item)| match inner_key_at(item, offset) {
+                Some(rest) => Some(format!("[{i}]{rest}")),
+                None if item.span().contains(&offset) => Some(format!("[{i}]")),
+                None => None,
+            }),
+        _ => None,
     }
 }
 
@@ -875,6 +923,41 @@ source = "/opt/notes.wasm"
         let error = Manifest::load(&path).unwrap_err();
         assert!(matches!(error, ManifestError::Read { .. }));
         assert!(error.to_string().contains("spin.toml"), "{error}");
+    }
+
+    #[test]
+    fn shape_errors_name_the_key() {
+        assert_error(
+            &edit("memory_mb = 64", "memory_mb = -1"),
+            24,
+            &["`component.sample.limits.memory_mb`: ", "-1"],
+        );
+        assert_error(
+            &edit(
+                "databases = [\"default\", \"audit_log\"]",
+                "databases = \"default\"",
+            ),
+            20,
+            &["`component.sample.databases`: ", "expected a sequence"],
+        );
+        assert_error(
+            &edit("route = \"/notes/:id\"", "route = 7"),
+            14,
+            &["`trigger.http[1].route`: "],
+        );
+        assert_error(
+            &edit(
+                "environment = { KEY = \"value\",",
+                "environment = { KEY = 1,",
+            ),
+            21,
+            &["`component.sample.environment.KEY`: "],
+        );
+        // A TOML syntax error has no key to name.
+        let message = parse(&edit("cpu_ms = 500", "cpu_ms = "))
+            .unwrap_err()
+            .to_string();
+        assert!(!message.contains('`'), "{message}");
     }
 
     #[test]
