@@ -7,7 +7,7 @@ use std::sync::{Mutex, OnceLock};
 
 use serde_json::json;
 
-use crate::http::{get, post_json, send};
+use crate::http::{Reply, get, post_json, send};
 use crate::workspace;
 
 /// Builds `guest/<lang>` with its `build.sh` (once per test process) and
@@ -93,10 +93,22 @@ pub async fn check_endpoints(port: u16, wasm: &Path) {
     .await;
     assert_eq!(r.status, 400, "{what}: {}", r.text());
     assert_eq!(r.json()["code"], "42P01", "{what}");
+    // Every guest's error bodies carry the host's request id.
+    let carries_request_id = |r: &Reply| {
+        assert!(r.header("x-request-id").is_some(), "{what}");
+        assert_eq!(
+            r.json()["request_id"].as_str(),
+            r.header("x-request-id"),
+            "{what}: {}",
+            r.text()
+        );
+    };
+    carries_request_id(&r);
     let r = send(port, "POST", "/query", "{not json")
         .await
         .expect("send");
     assert_eq!(r.status, 400, "{what}: {}", r.text());
+    carries_request_id(&r);
 
     let r = post_json(
         port,

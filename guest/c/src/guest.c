@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "http_guest_c.h"
 #include "json.h"
@@ -658,7 +659,7 @@ static void handle_delete_note(const settings_t *s, const char *raw, response_t 
 // ---------------------------------------------------------------------------
 // Routing
 
-void exports_tarn_postgres_handler_handle(request_t *req, response_t *ret) {
+static void route(request_t *req, response_t *ret) {
     char *path = dupn(req->path.ptr, req->path.len);
     size_t plen = strlen(path);
     if (plen > 1 && path[plen - 1] == '/') path[--plen] = 0;
@@ -702,4 +703,31 @@ void exports_tarn_postgres_handler_handle(request_t *req, response_t *ret) {
     }
     respond_error(ret, 405, "method not allowed");
     add_header(ret, "allow", allow);
+}
+
+// Error bodies carry the host's request id (the `x-request-id` request header), so a
+// client's report can be matched with the host's log.
+static void add_request_id(request_t *req, response_t *ret) {
+    size_t len = ret->body.len;
+    if (ret->status < 400 || len < 3 || ret->body.ptr[0] != '{' || ret->body.ptr[len - 1] != '}')
+        return;
+    for (size_t i = 0; i < req->headers.len; i++) {
+        wstr *name = &req->headers.ptr[i].f0, *value = &req->headers.ptr[i].f1;
+        if (name->len != 12 || strncasecmp((const char *)name->ptr, "x-request-id", 12) != 0)
+            continue;
+        buf b = {0};
+        buf_raw(&b, (const char *)ret->body.ptr, len - 1);
+        buf_str(&b, ",\"request_id\":");
+        buf_json_string(&b, (const char *)value->ptr, value->len);
+        buf_str(&b, "}");
+        free(ret->body.ptr);
+        ret->body.ptr = (uint8_t *)b.ptr;
+        ret->body.len = b.len;
+        return;
+    }
+}
+
+void exports_tarn_postgres_handler_handle(request_t *req, response_t *ret) {
+    route(req, ret);
+    add_request_id(req, ret);
 }

@@ -85,6 +85,27 @@ function route(path) {
 }
 
 export function handle(backend, settings, req) {
+  return withRequestId(respond(backend, settings, req), req);
+}
+
+// Error bodies carry the host's request id (the `x-request-id` request header), so a
+// client's report can be matched with the host's log.
+function withRequestId(resp, req) {
+  if (resp.status < 400) return resp;
+  const id = req.headers.find(([name]) => name.toLowerCase() === 'x-request-id');
+  if (!id) return resp;
+  let body;
+  try {
+    body = parse(DEC.decode(resp.body));
+  } catch {
+    return resp;
+  }
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) return resp;
+  body.request_id = id[1];
+  return { ...resp, body: ENC.encode(stringify(body)) };
+}
+
+function respond(backend, settings, req) {
   const r = route(req.path);
   if (!r) return error(404, 'not found');
   const [name, arg] = r;

@@ -445,6 +445,26 @@ def route(path):
 
 
 def handle(req):
+    return with_request_id(respond(req), req)
+
+
+def with_request_id(resp, req):
+    """Error bodies carry the host's request id (the `x-request-id` request header), so a
+    client's report can be matched with the host's log."""
+    if resp.status < 400:
+        return resp
+    rid = next((value for name, value in req.headers if name.lower() == "x-request-id"), None)
+    try:
+        body = json.loads(bytes(resp.body).decode("utf-8"))
+    except ValueError:
+        return resp
+    if rid is None or not isinstance(body, dict):
+        return resp
+    body["request_id"] = rid
+    return json_response(resp.status, body, [h for h in resp.headers if h != CT])
+
+
+def respond(req):
     name, arg = route(req.path)
     if name is None:
         return error(404, "not found")
