@@ -13,6 +13,12 @@ use tokio_postgres::error::SqlState;
 /// `max_connections` of the private cluster: every target's connections at once, with room.
 const MAX_CONNECTIONS: u32 = 400;
 
+/// The role the servers under test log in as with a password ([`BenchDatabase::scram_url`]).
+const SCRAM_ROLE: &str = "bench_scram";
+
+/// Its password: the private cluster is a throwaway on loopback.
+const SCRAM_PASSWORD: &str = "bench-password";
+
 /// The database under test; a private cluster is stopped when this is dropped.
 pub struct BenchDatabase {
     /// Connection URL (trust auth).
@@ -38,6 +44,53 @@ impl BenchDatabase {
             url: cluster.url(),
             cluster: Some(cluster),
         })
+    }
+
+    /// A URL of the same database for a role that must log in with a password over
+    /// SCRAM-SHA-256, as managed databases require (a new connection then costs the SASL
+    /// exchange and its key derivation on both sides). Creates the role (a superuser, so it
+    /// needs no grants) and requires the password from it on TCP; the private cluster only.
+    pub async fn scram_url(&self) -> Result<String> {
+        let cluster = self.cluster.as_ref().context(
+            "password authentication needs the suite's private cluster (no --database-url)",
+        )?;
+        let (client, conn) = tokio_postgres::connect(&self.url, NoTls).await?;
+        let driver = tokio::spawn(conn);
+        client
+            .batch_execute(&format!(
+                "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{SCRAM_ROLE}') \
+                 THEN CREATE ROLE {SCRAM_ROLE} SUPERUSER LOGIN; END IF; END $$; \
+                 SET password_encryption = 'scram-sha-256'; \
+                 ALTER ROLE {SCRAM_ROLE} PASSWORD '{SCRAM_PASSWORD}'"
+            ))
+            .await
+            .context("create the password role")?;
+        std::fs::write(
+            cluster.data_dir().join("pg_hba.conf"),
+            format!(
+                "local all all trust\n\
+                 host all {SCRAM_ROLE} 127.0.0.1/32 scram-sha-256\n\
+                 host all all 127.0.0.1/32 trust\n"
+            ),
+        )
+        .context("write pg_hba.conf")?;
+        client
+            .batch_execute("SELECT pg_reload_conf()")
+            .await
+            .context("reload the configuration")?;
+        drop(client);
+        let _ = driver.await;
+        let superuser = "postgres://postgres@";
+        anyhow::ensure!(
+            self.url.starts_with(superuser),
+            "unexpected URL {}",
+            self.url
+        );
+        Ok(self.url.replacen(
+            superuser,
+            &format!("postgres://{SCRAM_ROLE}:{SCRAM_PASSWORD}@"),
+            1,
+        ))
     }
 
     /// The postmaster's process id, when the suite runs its own cluster.

@@ -107,6 +107,10 @@ struct SuiteArgs {
     /// delay line in between, to measure the database across a network); 0 is direct.
     #[arg(long, default_value_t = 0.0)]
     db_delay_ms: f64,
+    /// The servers under test log in with a password (SCRAM-SHA-256, as managed databases
+    /// require) instead of trust authentication; needs the private cluster.
+    #[arg(long)]
+    db_scram: bool,
     /// Requests in flight for the memory measurement (0 skips).
     #[arg(long, default_value_t = 1000)]
     in_flight: usize,
@@ -234,6 +238,7 @@ fn main() -> Result<()> {
                 database_url: args.database_url,
                 db_delay: Duration::try_from_secs_f64(args.db_delay_ms / 1e3)
                     .context("--db-delay-ms must be a non-negative number")?,
+                db_scram: args.db_scram,
                 tarn_variants: if args.tarn_variant.is_empty() {
                     vec![TarnVariant::defaults(), TarnVariant::tuned()]
                 } else {

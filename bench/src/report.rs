@@ -77,6 +77,13 @@ pub struct Settings {
     /// Median `SELECT 1` round trip through that delay, in milliseconds (0: direct).
     #[serde(default)]
     pub db_round_trip_ms: f64,
+    /// How the servers under test logged in: `trust` or `scram-sha-256`.
+    #[serde(default = "trust")]
+    pub db_auth: String,
+}
+
+fn trust() -> String {
+    "trust".into()
 }
 
 /// One (workload, target, concurrency) point.
@@ -245,6 +252,13 @@ impl Report {
             "Each point: {} s warm-up, {} s measured (at most {} requests), {} run(s); the median-throughput run is shown.\n",
             s.warmup_s, s.duration_s, s.max_requests, s.repeats
         );
+        if s.db_auth != "trust" {
+            let _ = writeln!(
+                md,
+                "The servers logged in to PostgreSQL with a password ({}), as managed databases require.\n",
+                s.db_auth
+            );
+        }
         if s.db_delay_ms > 0.0 {
             let _ = writeln!(
                 md,

@@ -29,6 +29,7 @@ pub fn config(
         work_dir,
         database_url: Some(database_url),
         db_delay: Duration::ZERO,
+        db_scram: false,
         tarn_variants: vec![TarnVariant::defaults()],
         workloads: Workload::ALL.to_vec(),
         baselines: Strategy::ALL.to_vec(),

@@ -31,6 +31,9 @@ pub struct SuiteConfig {
     /// One-way delay between the HTTP targets and PostgreSQL (a [`DelayProxy`] in
     /// between); zero connects them directly.
     pub db_delay: Duration,
+    /// The HTTP targets log in with a password (SCRAM-SHA-256) instead of trust
+    /// authentication; needs the private cluster.
+    pub db_scram: bool,
     /// tarn configurations to load, each a target of its own.
     pub tarn_variants: Vec<TarnVariant>,
     /// Workloads to load.
@@ -132,15 +135,21 @@ pub fn run(config: &SuiteConfig) -> Result<Report> {
     let postgres = rt.block_on(db.version())?;
     rt.block_on(workload::prepare_tables(&db.url))?;
     eprintln!("database: {} (PostgreSQL {postgres})", db.url);
-    // The servers under test reach the database through the delay line, if any; the
-    // suite's own connections (tables, checkout, cold start) do not.
+    // The servers under test log in with a password and reach the database through the
+    // delay line, if asked; the suite's own connections (tables, checkout, cold start) do
+    // neither.
+    let login_url = if config.db_scram {
+        rt.block_on(db.scram_url())?
+    } else {
+        db.url.clone()
+    };
     let proxy = if config.db_delay.is_zero() {
         None
     } else {
-        let upstream = delay::upstream(&db.url)?;
+        let upstream = delay::upstream(&login_url)?;
         let proxy = DelayProxy::start(upstream, config.db_delay)?;
-        let url = proxy.url(&db.url, upstream)?;
-        let direct = rt.block_on(delay::round_trip(&db.url))?;
+        let url = proxy.url(&login_url, upstream)?;
+        let direct = rt.block_on(delay::round_trip(&login_url))?;
         let delayed = rt.block_on(delay::round_trip(&url))?;
         eprintln!(
             "delay line: {:?} each way; SELECT 1 round trip {delayed:?} through it, {direct:?} direct",
@@ -148,7 +157,7 @@ pub fn run(config: &SuiteConfig) -> Result<Report> {
         );
         Some((proxy, url, delayed))
     };
-    let target_url = proxy.as_ref().map_or(db.url.as_str(), |(_, url, _)| url);
+    let target_url = proxy.as_ref().map_or(login_url.as_str(), |(_, url, _)| url);
     let db_round_trip_ms = proxy
         .as_ref()
         .map_or(0.0, |(_, _, rtt)| rtt.as_secs_f64() * 1e3);
@@ -217,6 +226,12 @@ pub fn run(config: &SuiteConfig) -> Result<Report> {
             repeats: config.repeats,
             db_delay_ms: config.db_delay.as_secs_f64() * 1e3,
             db_round_trip_ms,
+            db_auth: if config.db_scram {
+                "scram-sha-256"
+            } else {
+                "trust"
+            }
+            .into(),
         },
         http,
         overhead,
