@@ -21,6 +21,7 @@ use tokio::sync::oneshot;
 /// either side closes.
 pub struct DelayProxy {
     addr: SocketAddr,
+    upstream: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -41,16 +42,21 @@ impl DelayProxy {
             .spawn(move || rt.block_on(serve(listener, upstream, one_way, stopped)))?;
         Ok(DelayProxy {
             addr,
+            upstream,
             stop: Some(stop),
             thread: Some(thread),
         })
     }
 
-    /// `url` (a `postgres://` URL naming `upstream` as `host:port`) pointed at the line.
-    pub fn url(&self, url: &str, upstream: SocketAddr) -> Result<String> {
-        let authority = format!("@{}:{}", upstream.ip(), upstream.port());
+    /// `url` (a `postgres://` URL naming the line's upstream as `host:port`) pointed at the
+    /// line.
+    pub fn url(&self, url: &str) -> Result<String> {
+        let authority = format!("@{}", self.upstream);
         if !url.contains(&authority) {
-            bail!("the database URL does not name {upstream} as host:port: cannot delay it");
+            bail!(
+                "the database URL does not name {} as host:port: cannot delay it",
+                self.upstream
+            );
         }
         Ok(url.replacen(&authority, &format!("@{}", self.addr), 1))
     }
@@ -194,10 +200,10 @@ mod tests {
         );
         let proxy = DelayProxy::start(upstream, Duration::from_millis(1)).unwrap();
         let url = proxy
-            .url("postgres://postgres@127.0.0.1:5432/bench", upstream)
+            .url("postgres://postgres@127.0.0.1:5432/bench")
             .unwrap();
         assert_eq!(url, format!("postgres://postgres@{}/bench", proxy.addr));
-        assert!(proxy.url("postgres://x@10.0.0.1:5432/b", upstream).is_err());
+        assert!(proxy.url("postgres://x@10.0.0.1:5432/b").is_err());
         assert!(super::upstream("postgres://x@db.example:5432/b").is_err());
     }
 

@@ -148,7 +148,7 @@ pub fn run(config: &SuiteConfig) -> Result<Report> {
     } else {
         let upstream = delay::upstream(&login_url)?;
         let proxy = DelayProxy::start(upstream, config.db_delay)?;
-        let url = proxy.url(&login_url, upstream)?;
+        let url = proxy.url(&login_url)?;
         let direct = rt.block_on(delay::round_trip(&login_url))?;
         let delayed = rt.block_on(delay::round_trip(&url))?;
         eprintln!(

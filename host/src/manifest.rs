@@ -213,13 +213,12 @@ impl Manifest {
             text,
             path: path_for_errors,
         };
-        let document = DeTable::parse(text).map_err(|e| source.parse_error(&e, None))?;
+        let document = DeTable::parse(text).map_err(|e| source.parse_error(&e))?;
         if let Some((span, message)) = unsupported(document.get_ref()) {
             return Err(source.invalid(Some(span), message));
         }
-        let keys = document.get_ref().clone();
         let raw = RawManifest::deserialize(toml::de::Deserializer::from(document))
-            .map_err(|e| source.parse_error(&e, Some(&keys)))?;
+            .map_err(|e| source.parse_error(&e))?;
         raw.validate(&source, dir)
     }
 }
@@ -245,19 +244,20 @@ impl Source<'_> {
         )
     }
 
-    /// A TOML error; with the parsed `document`, it names the key whose value is wrong.
-    fn parse_error(
-        &self,
-        error: &toml::de::Error,
-        document: Option<&DeTable<'_>>,
-    ) -> ManifestError {
+    /// A TOML error. When the text itself parses (the value has the wrong shape), the key
+    /// whose value is wrong is named; the text is parsed again for that, on this error path
+    /// only (deserializing consumed the first parse).
+    fn parse_error(&self, error: &toml::de::Error) -> ManifestError {
         let offset = error.span().map_or(0, |span| span.start);
         let (line, column) = self.position(offset);
+        let key = DeTable::parse(self.text)
+            .ok()
+            .and_then(|document| key_at(document.get_ref(), offset));
         ManifestError::Parse {
             path: self.path.to_owned(),
             line,
             column,
-            key: document.and_then(|d| key_at(d, offset)),
+            key,
             message: error.message().trim_end().to_owned(),
         }
     }
